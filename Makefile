@@ -1,0 +1,32 @@
+# `make demo` and `make test` work on a fresh Debian machine: both set up .venv first when needed.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export GAS_CACHE_DIR ?= $(CURDIR)/.cache
+export PYOPENGL_PLATFORM ?= osmesa
+export PREFECT_HOME ?= $(CURDIR)/.cache/prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export PREFECT_LOGGING_LEVEL ?= WARNING
+DEMO_OUT ?= out/demo
+
+.PHONY: setup demo test test-slow test-all bench clean
+
+setup:
+	@VENV=$(VENV) bash scripts/bootstrap.sh
+
+demo: setup
+	$(VENV)/bin/gas demo --out $(DEMO_OUT)
+
+test: setup
+	$(PY) -m pytest -m "not slow" -q
+
+test-slow: setup
+	$(PY) -m pytest -m "slow" -q
+
+test-all: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) benchmarks/bench_render.py
+
+clean:
+	rm -rf out .pytest_cache

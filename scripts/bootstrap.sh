@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Set up everything `make demo` and `make test` need on a fresh Debian machine:
+#   1. system libraries: libosmesa6 (headless OpenGL on CPU) and ffmpeg;
+#   2. a virtual environment at $VENV with exactly the versions in constraints.txt.
+# Re-running is cheap: each step is skipped when already done.
+set -euo pipefail
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3.11}
+cd "$(dirname "$0")/.."
+
+missing=()
+ldconfig -p 2>/dev/null | grep -q libOSMesa || missing+=(libosmesa6)
+command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+if ((${#missing[@]})); then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "bootstrap: installing system packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "bootstrap: missing system packages: ${missing[*]}" >&2
+    echo "bootstrap: install them with 'sudo apt-get install ${missing[*]}' (Debian/Ubuntu) and re-run." >&2
+    exit 1
+  fi
+fi
+
+if ! command -v "$PYTHON" >/dev/null; then
+  echo "bootstrap: $PYTHON not found; set PYTHON=/path/to/python3.11 (the tested version is 3.11)." >&2
+  exit 1
+fi
+
+stamp="$VENV/.gas-installed"
+want=$(cat constraints.txt pyproject.toml | sha256sum | cut -c1-16)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+echo "bootstrap: creating $VENV (about 3 minutes and 7.7 GB on a fresh machine)"
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --upgrade "pip>=24" setuptools wheel
+# Exactly the tested versions; pyrender's own pins do not install on Python 3.11, hence --no-deps.
+"$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[dev]"
+"$VENV/bin/python" -m pip install -q -c constraints.txt --no-deps pyrender
+echo "$want" > "$stamp"
+echo "bootstrap: $VENV ready"

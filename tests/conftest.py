@@ -1,0 +1,35 @@
+"""Test-wide settings: headless OpenGL, a shared cache for Anny and the open body model, offline Prefect."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Before anything imports pyrender / PyOpenGL / prefect.
+os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
+os.environ.setdefault("GAS_CACHE_DIR", str(REPO_ROOT / ".cache"))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+import pytest  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip GPU tests when no CUDA device is present (they run on a GPU worker)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def open_body_model_dir() -> Path:
+    """Folder with the open (Anny-derived) body model's ``SMPL_NEUTRAL.pkl``, built once and cached."""
+    from gas_core.body.open_model import ensure_open_body_model
+
+    return ensure_open_body_model()
