@@ -1,0 +1,357 @@
+"""``gas-shards``: look into shard folders and check them.
+
+    gas-shards inspect PATH...            summary: schema, shards, samples, sizes, per-dataset counts
+    gas-shards ls PATH...                 one line per sample: key, dataset, subject, views, bytes
+    gas-shards show PATH... KEY --out F   contact sheet PNG of one sample's images
+    gas-shards verify PATH...             decode every sample, check manifest sizes and sha256
+
+PATH is a shard folder (with or without ``manifest.json``), a ``manifest.json``, shard files, a
+glob (quote it) or a brace pattern; local paths or fsspec URLs. ``verify`` exits 0 when
+everything is good and 1 otherwise, naming each bad shard/sample and the reason; other commands
+exit 2 on unusable arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from tqdm import tqdm
+
+from shards import remote
+from shards.contact_sheet import make_contact_sheet, save_png_atomic
+from shards.manifest import MANIFEST_NAME, TMP_SUFFIX, Manifest, load_manifest
+from shards.reader import ShardReadError, iter_shard_samples, read_sample, resolve_shard_urls
+from shards.schema import SampleSchema, SchemaError, read_schema_tag, schema_for
+
+__all__ = ["main"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Source:
+    """Shards named by one PATH argument, with the manifest of their folder when there is one."""
+
+    label: str
+    urls: list[str]
+    directory: str | None = None
+    manifest: Manifest | None = None
+    whole_folder: bool = False
+
+
+@dataclass
+class _ShardScan:
+    url: str
+    size_bytes: int
+    keys: list[str] = field(default_factory=list)
+    datasets: Counter[str] = field(default_factory=Counter)
+    schemas: Counter[str] = field(default_factory=Counter)
+
+
+def _basename(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _dirname(url: str) -> str:
+    text = url.rstrip("/")
+    return text.rsplit("/", 1)[0] if "/" in text else "."
+
+
+def _human(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+def _collect_sources(paths: Sequence[str]) -> list[_Source]:
+    """Shard URLs per PATH; folders bring their manifest, loose shards the manifest of their folder."""
+    sources = []
+    for path in paths:
+        text = (path[: -len(MANIFEST_NAME)].rstrip("/") or ".") if path.endswith(MANIFEST_NAME) else path
+        fs, inner = remote.filesystem(text)
+        is_folder = not any(c in text for c in "*?[{") and fs.isdir(inner)
+        if is_folder:
+            manifest = load_manifest(text)
+            sources.append(_Source(path, resolve_shard_urls(text), text, manifest, whole_folder=True))
+            continue
+        urls = resolve_shard_urls(text)
+        folders = {_dirname(url) for url in urls}
+        directory = folders.pop() if len(folders) == 1 else None
+        manifest = load_manifest(directory) if directory is not None else None
+        sources.append(_Source(path, urls, directory, manifest))
+    return sources
+
+
+def _schema_of(raw: dict[str, Any], where: str) -> SampleSchema:
+    name, version = read_schema_tag(raw, where=where)
+    return schema_for(name, version, where=where)
+
+
+def _meta_of(raw: dict[str, Any]) -> dict[str, Any]:
+    try:
+        meta = json.loads(raw.get("meta.json", b"{}"))
+    except ValueError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _n_views(raw: dict[str, Any], where: str) -> int | str:
+    """Number of views of a raw sample: members of its schema's first required per-view image field."""
+    try:
+        schema = _schema_of(raw, where)
+    except SchemaError:
+        return "?"
+    spec = next(f for f in schema.fields if f.repeated and f.required)
+    matches = (schema.match_member(suffix) for suffix in raw if not suffix.startswith("__"))
+    return sum(1 for match in matches if match is not None and match[0] is spec)
+
+
+def _scan_shard(url: str) -> _ShardScan:
+    fs, inner = remote.filesystem(url)
+    scan = _ShardScan(url, int(fs.size(inner)))
+    for raw in iter_shard_samples(url):
+        scan.keys.append(raw["__key__"])
+        scan.datasets[str(_meta_of(raw).get("dataset", "unknown"))] += 1
+        try:
+            name, version = read_schema_tag(raw)
+            scan.schemas[f"{name} v{version}"] += 1
+        except SchemaError:
+            scan.schemas["(no schema.json)"] += 1
+    return scan
+
+
+# ====================================================================== commands
+
+
+def _cmd_inspect(args: argparse.Namespace, out: TextIO) -> int:
+    reports = []
+    for source in _collect_sources(args.paths):
+        if source.manifest is not None and source.whole_folder:
+            manifest = source.manifest
+            report = {
+                "source": source.label,
+                "from": "manifest",
+                "schema": f"{manifest.schema_name} v{manifest.schema_version}",
+                "created": manifest.created,
+                "updated": manifest.updated,
+                "shards": [
+                    {"file": e.file, "samples": e.count, "size_bytes": e.size_bytes, "sha256": e.sha256}
+                    for e in manifest.shards
+                ],
+                "samples": manifest.total_samples,
+                "size_bytes": manifest.total_bytes,
+                "datasets": manifest.dataset_counts,
+                "keys": sorted(manifest.keys),
+            }
+        else:
+            scans = [_scan_shard(url) for url in tqdm(source.urls, desc="scanning shards", disable=None)]
+            schemas: Counter[str] = Counter()
+            datasets: Counter[str] = Counter()
+            for scan in scans:
+                schemas.update(scan.schemas)
+                datasets.update(scan.datasets)
+            report = {
+                "source": source.label,
+                "from": "scan",
+                "schema": ", ".join(sorted(schemas)) or "(empty)",
+                "shards": [
+                    {"file": _basename(s.url), "samples": len(s.keys), "size_bytes": s.size_bytes} for s in scans
+                ],
+                "samples": sum(len(s.keys) for s in scans),
+                "size_bytes": sum(s.size_bytes for s in scans),
+                "datasets": dict(sorted(datasets.items())),
+                "keys": sorted(k for s in scans for k in s.keys),
+            }
+        reports.append(report)
+    if args.json:
+        out.write(json.dumps(reports, indent=1) + "\n")
+        return 0
+    for report in reports:
+        out.write(f"source:   {report['source']} (from {report['from']})\n")
+        out.write(f"schema:   {report['schema']}\n")
+        out.write(
+            f"shards:   {len(report['shards'])}   samples: {report['samples']}   size: {_human(report['size_bytes'])}\n"
+        )
+        out.write("datasets: " + (", ".join(f"{k}={v}" for k, v in report["datasets"].items()) or "-") + "\n")
+        for shard in report["shards"]:
+            digest = f"  sha256 {shard['sha256'][:12]}" if "sha256" in shard else ""
+            out.write(f"  {shard['file']:<28} {shard['samples']:>6} samples {_human(shard['size_bytes']):>10}{digest}\n")
+        keys = report["keys"]
+        shown = ", ".join(keys[: args.max_keys]) + (f", ... (+{len(keys) - args.max_keys})" if len(keys) > args.max_keys else "")
+        out.write(f"keys:     {shown or '-'}\n")
+    return 0
+
+
+def _cmd_ls(args: argparse.Namespace, out: TextIO) -> int:
+    out.write(f"{'key':<32} {'dataset':<14} {'subject':<16} {'views':>5} {'bytes':>10}  shard\n")
+    for source in _collect_sources(args.paths):
+        for url in source.urls:
+            for raw in iter_shard_samples(url):
+                key = raw["__key__"]
+                meta = _meta_of(raw)
+                size = sum(len(v) for k, v in raw.items() if not k.startswith("__"))
+                views = _n_views(raw, f"{url} sample {key}")
+                out.write(
+                    f"{key:<32} {str(meta.get('dataset', '?')):<14} {str(meta.get('subject_id', '?')):<16} "
+                    f"{views:>5} {size:>10}  {_basename(url)}\n"
+                )
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace, out: TextIO) -> int:
+    urls = [url for source in _collect_sources(args.paths) for url in source.urls]
+    try:
+        raw = read_sample(urls, args.key)
+    except KeyError as exc:
+        out.write(f"error: {exc.args[0]}\n")
+        return 2
+    where = f"{raw['__url__']} sample {args.key}"
+    schema = _schema_of(raw, where)
+    values = schema.decode_members(raw, where=where)
+    sheet = make_contact_sheet(schema, values, title=f"{args.key}  ({schema.name} v{schema.version})", tile=args.tile)
+    location = save_png_atomic(sheet, args.out)
+    out.write(f"wrote {location} ({sheet.shape[1]}x{sheet.shape[0]} px)\n")
+    return 0
+
+
+def _sha256_of(url: str) -> str:
+    fs, inner = remote.filesystem(url)
+    digest = hashlib.sha256()
+    with fs.open(inner, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
+    problems: list[str] = []
+    n_shards = n_samples = 0
+    seen_keys: dict[str, str] = {}
+
+    def bad(where: str, reason: str) -> None:
+        problems.append(f"{where}: {reason}")
+        out.write(f"BAD  {where}: {reason}\n")
+
+    for source in _collect_sources(args.paths):
+        manifest = source.manifest
+        listed = {entry.file: entry for entry in manifest.shards} if manifest else {}
+        if source.directory is not None and source.whole_folder:
+            fs, inner = remote.filesystem(source.directory)
+            present = {_basename(p) for p in fs.ls(inner, detail=False)}
+            for name in sorted(present):
+                if name.endswith(TMP_SUFFIX):
+                    out.write(f"WARN {remote.join_url(source.directory, name)}: temporary file of an unfinished write\n")
+                elif name.endswith(".tar") and manifest is not None and name not in listed:
+                    bad(remote.join_url(source.directory, name), f"shard is not listed in {MANIFEST_NAME}")
+            for name in sorted(set(listed) - present):
+                bad(remote.join_url(source.directory, name), f"listed in {MANIFEST_NAME} but missing")
+        for url in tqdm(source.urls, desc="verifying shards", disable=None):
+            entry = listed.get(_basename(url))
+            fs, inner = remote.filesystem(url)
+            if not fs.exists(inner):
+                if entry is None:
+                    bad(url, "shard does not exist")
+                continue
+            n_shards += 1
+            shard_ok = True
+            if entry is not None:
+                size = int(fs.size(inner))
+                if size != entry.size_bytes:
+                    bad(url, f"size {size} bytes, manifest says {entry.size_bytes} (truncated or rewritten)")
+                    shard_ok = False
+                elif _sha256_of(url) != entry.sha256:
+                    bad(url, "sha256 differs from the manifest (corrupt or rewritten)")
+                    shard_ok = False
+            keys: list[str] = []
+            try:
+                for raw in iter_shard_samples(url):
+                    key = raw["__key__"]
+                    keys.append(key)
+                    n_samples += 1
+                    where = f"{url} sample {key}"
+                    if key in seen_keys:
+                        bad(where, f"duplicate key (also in {seen_keys[key]})")
+                        shard_ok = False
+                    seen_keys.setdefault(key, url)
+                    try:
+                        schema = _schema_of(raw, where)
+                        if manifest is not None and (schema.name, schema.version) != (
+                            manifest.schema_name,
+                            manifest.schema_version,
+                        ):
+                            raise SchemaError(
+                                f"{where}: schema {schema.name} v{schema.version}, manifest says "
+                                f"{manifest.schema_name} v{manifest.schema_version}"
+                            )
+                        schema.decode_members(raw, where=where)
+                    except SchemaError as exc:
+                        bad(where, str(exc).removeprefix(f"{where}: "))
+                        shard_ok = False
+            except ShardReadError as exc:
+                bad(url, str(exc).removeprefix(f"{url}: "))
+                shard_ok = False
+            if entry is not None and keys != list(entry.keys):
+                bad(url, f"holds {len(keys)} samples, manifest lists {entry.count}; keys differ")
+                shard_ok = False
+            if shard_ok:
+                out.write(f"OK   {url} ({len(keys)} samples)\n")
+    summary = f"verified {n_shards} shards, {n_samples} samples: "
+    out.write(summary + ("all good\n" if not problems else f"{len(problems)} problem(s)\n"))
+    return 0 if not problems else 1
+
+
+# ====================================================================== entry point
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gas-shards", description="Inspect and verify GAS webdataset shards.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    inspect = commands.add_parser("inspect", help="summary of shard folders or files")
+    inspect.add_argument("paths", nargs="+", metavar="PATH")
+    inspect.add_argument("--json", action="store_true", help="print the summary as JSON")
+    inspect.add_argument("--max-keys", type=int, default=10, help="keys to print (default 10)")
+    inspect.set_defaults(run=_cmd_inspect)
+
+    ls = commands.add_parser("ls", help="one line per sample")
+    ls.add_argument("paths", nargs="+", metavar="PATH")
+    ls.set_defaults(run=_cmd_ls)
+
+    show = commands.add_parser("show", help="contact sheet PNG of one sample")
+    show.add_argument("paths", nargs="+", metavar="PATH")
+    show.add_argument("key", metavar="KEY", help="sample key (see `gas-shards ls`)")
+    show.add_argument("--out", required=True, metavar="FILE.png", help="where to write the PNG")
+    show.add_argument("--tile", type=int, default=128, help="tile height in pixels (default 128)")
+    show.set_defaults(run=_cmd_show)
+
+    verify = commands.add_parser("verify", help="decode every sample, check manifest sizes and checksums")
+    verify.add_argument("paths", nargs="+", metavar="PATH")
+    verify.set_defaults(run=_cmd_verify)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``gas-shards`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return int(args.run(args, sys.stdout))
+    except (ValueError, ShardReadError, OSError) as exc:
+        sys.stdout.write(f"error: {exc}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,325 @@
+"""Streaming reader: shard URLs -> decoded, schema-checked samples, on webdataset's pipeline.
+
+:func:`make_subject_pipeline` builds a ``webdataset.DataPipeline`` (an ``IterableDataset``, so it
+goes straight into a ``torch.utils.data.DataLoader`` with workers):
+
+1. shard list: every shard once per epoch (optionally shuffled the same way on every rank and
+   worker, then split by rank and by DataLoader worker), or with ``resampled=True`` an endless
+   stream of shards drawn with replacement, seeded per rank and worker;
+2. tar reading (:func:`iter_shard_stream`), through ``webdataset.gopen`` so that remote URLs use the
+   fsspec opener registered in :mod:`shards.remote`;
+3. an optional sample shuffle buffer;
+4. schema check and decoding (unknown schema versions are refused, naming shard and sample);
+5. ``with_epoch(epoch_length)``: a fixed number of samples **per worker** (per DataLoader worker
+   of each rank). Training uses ``resampled=True`` with ``epoch_length`` so all DDP ranks run the
+   same number of steps and never wait on each other in a collective.
+
+A truncated or corrupt shard raises :class:`ShardReadError` naming the shard, or with
+``skip_corrupt=True`` is skipped with a warning (samples read before the damage are kept).
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import tarfile
+from collections.abc import Iterator, Mapping, Sequence
+from typing import IO, Any
+
+import numpy as np
+import torch
+import webdataset
+
+from shards import remote
+from shards.manifest import MANIFEST_NAME, load_manifest
+from shards.schema import SubjectSample, decode, split_member_name
+
+__all__ = [
+    "ShardReadError",
+    "SubjectPipeline",
+    "SubjectTensorDecoder",
+    "iter_shard_samples",
+    "iter_shard_stream",
+    "make_subject_pipeline",
+    "read_sample",
+    "resolve_shard_urls",
+    "subject_to_tensors",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class ShardReadError(RuntimeError):
+    """A shard cannot be read (truncated, corrupt, unreadable); the message starts with the shard's URL."""
+
+
+# ====================================================================== raw tar reading
+
+
+def iter_shard_stream(stream: IO[bytes], url: str) -> Iterator[dict[str, Any]]:
+    """Group the members of one tar stream into raw samples ``{"__key__", "__url__", suffix: bytes}``.
+
+    Members are grouped like webdataset does (key = member name up to the first dot of its base
+    name; consecutive members with the same key form one sample). Raises :class:`ShardReadError`
+    naming ``url`` on truncated or corrupt data or a repeated member.
+    """
+    current: dict[str, Any] | None = None
+    try:
+        with tarfile.open(fileobj=stream, mode="r|*") as archive:
+            for info in archive:
+                if not info.isreg():
+                    continue
+                parts = split_member_name(info.name)
+                if parts is None:
+                    raise ShardReadError(f"{url}: member {info.name!r} has no '.suffix'; not a webdataset shard")
+                key, suffix = parts
+                member = archive.extractfile(info)
+                data = member.read() if member is not None else b""
+                if len(data) != info.size:
+                    raise ShardReadError(f"{url}: member {info.name!r} is truncated ({len(data)} of {info.size} bytes)")
+                if current is None or key != current["__key__"]:
+                    if current is not None:
+                        yield current
+                    current = {"__key__": key, "__url__": url}
+                if suffix in current:
+                    raise ShardReadError(f"{url}: member {info.name!r} appears twice in sample {key!r}")
+                current[suffix] = data
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        if isinstance(exc, ShardReadError):
+            raise
+        raise ShardReadError(
+            f"{url}: truncated or corrupt shard ({type(exc).__name__}: {exc}); re-write it or drop it from the manifest"
+        ) from exc
+    if current is not None:
+        yield current
+
+
+def iter_shard_samples(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """Raw samples (``{"__key__", "__url__", suffix: bytes}``) of one shard, local path or fsspec URL."""
+    location = os.fspath(path)
+    fs, inner = remote.filesystem(location)
+    try:
+        stream = fs.open(inner, "rb")
+    except (FileNotFoundError, OSError) as exc:
+        raise ShardReadError(f"{location}: cannot open shard ({exc})") from exc
+    with stream:
+        yield from iter_shard_stream(stream, location)
+
+
+def read_sample(paths: Sequence[str], key: str) -> dict[str, Any]:
+    """The raw sample ``key`` from the first of ``paths`` (shards) that holds it; KeyError if none does."""
+    for path in paths:
+        for sample in iter_shard_samples(path):
+            if sample["__key__"] == key:
+                return sample
+    raise KeyError(f"sample {key!r} not found in {len(paths)} shard(s)")
+
+
+# ====================================================================== URL resolution
+
+
+def _has_glob(text: str) -> bool:
+    return any(char in text for char in "*?[")
+
+
+def resolve_shard_urls(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[str]:
+    """Shard locations from a folder (its manifest, else its ``*.tar``), a ``manifest.json``, a glob,
+    a brace pattern (``shards-{000000..000009}.tar``), a single shard or a list of any of these.
+
+    Raises ValueError when nothing is found.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        text = os.fspath(source)
+        if text.endswith(MANIFEST_NAME):
+            text = text[: -len(MANIFEST_NAME)].rstrip("/") or "."
+        if "{" in text:
+            urls = list(webdataset.shardlists.expand_urls(text))
+        elif _has_glob(text):
+            fs, inner = remote.filesystem(text)
+            matches = sorted(fs.glob(inner)) if remote.is_remote(text) else sorted(glob.glob(text))
+            urls = [fs.unstrip_protocol(m) if remote.is_remote(text) else m for m in matches]
+        else:
+            fs, inner = remote.filesystem(text)
+            if fs.isdir(inner):
+                manifest = load_manifest(text)
+                if manifest is not None:
+                    urls = [remote.join_url(text, entry.file) for entry in manifest.shards]
+                else:
+                    names = sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(inner, detail=False))
+                    urls = [remote.join_url(text, name) for name in names if name.endswith(".tar")]
+            else:
+                urls = [text]
+    else:
+        urls = [url for item in source for url in resolve_shard_urls(item)]
+    if not urls:
+        raise ValueError(f"source {source!r} names no shards (expected a folder, manifest, glob or .tar files)")
+    return urls
+
+
+# ====================================================================== decoding
+
+
+def subject_to_tensors(sample: SubjectSample) -> dict[str, Any]:
+    """Torch tensors of one subject.
+
+    Returns a dict with ``views`` float32 (N, 3, H, W) in [0, 1]; ``masks`` float32 (N, 1, H, W) in
+    [0, 1]; ``K`` (N, 3, 3) pixels, ``R`` (N, 3, 3), ``t`` (N, 3) metres, float32, OpenCV
+    world-to-camera; ``smpl`` dict of float32 tensors ``betas`` (10,), ``body_pose`` (23, 3),
+    ``global_orient`` (3,), ``transl`` (3,), ``scale`` (); ``body_model`` str;
+    ``normalization_center`` (3,), ``normalization_scale`` (); ``dataset``, ``subject_id`` str;
+    ``meta`` (the meta dict); and when present ``normals`` float32 (N, 3, H, W) in [0, 1] and
+    ``keypoints`` float32 (N, J, 3). torch's ``default_collate`` batches these dicts when the
+    samples of a batch share N, H, W, the optional fields and the keys of ``meta``.
+    """
+
+    def images(array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        if tensor.ndim == 3:
+            tensor = tensor.unsqueeze(-1)
+        return tensor.permute(0, 3, 1, 2).float().div_(255.0)
+
+    def floats(value: Any) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(value, dtype=np.float32))
+
+    output: dict[str, Any] = {
+        "views": images(sample.views),
+        "masks": images(sample.masks),
+        "K": torch.stack([floats(camera["K"]) for camera in sample.cameras]),
+        "R": torch.stack([floats(camera["R"]) for camera in sample.cameras]),
+        "t": torch.stack([floats(camera["t"]) for camera in sample.cameras]),
+        "smpl": {name: floats(sample.smpl[name]) for name in ("betas", "body_pose", "global_orient", "transl", "scale")},
+        "body_model": str(sample.smpl["body_model"]),
+        "normalization_center": floats(sample.normalization["center"]),
+        "normalization_scale": floats(sample.normalization["scale"]),
+        "dataset": str(sample.meta["dataset"]),
+        "subject_id": str(sample.meta["subject_id"]),
+        "meta": sample.meta,
+    }
+    if sample.normals is not None:
+        output["normals"] = images(sample.normals)
+    if sample.keypoints is not None:
+        output["keypoints"] = floats(sample.keypoints)
+    return output
+
+
+class SubjectTensorDecoder:
+    """Pipeline stage callable: raw sample -> :class:`SubjectSample` or tensor dict (picklable for workers)."""
+
+    def __init__(self, to_tensors: bool = True) -> None:
+        self.to_tensors = to_tensors
+
+    def __call__(self, raw: Mapping[str, Any]) -> SubjectSample | dict[str, Any]:
+        where = f"shard {raw.get('__url__', '?')} sample {raw.get('__key__', '?')}"
+        subject = decode(raw, where=where)
+        if not self.to_tensors:
+            return subject
+        output = subject_to_tensors(subject)
+        output["__key__"] = raw["__key__"]
+        output["__url__"] = raw.get("__url__", "")
+        return output
+
+
+class _ExpandShards:
+    """Pipeline stage: ``{"url": ...}`` items -> raw samples, via ``webdataset.gopen`` (remote-aware)."""
+
+    def __init__(self, skip_corrupt: bool) -> None:
+        self.skip_corrupt = skip_corrupt
+
+    def __call__(self, source: Iterator[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
+        for item in source:
+            url = item["url"]
+            try:
+                stream = webdataset.gopen(url, "rb")
+            except Exception as exc:  # noqa: BLE001 - any opener failure is reported with the URL
+                error = ShardReadError(f"{url}: cannot open shard ({type(exc).__name__}: {exc})")
+                if not self.skip_corrupt:
+                    raise error from exc
+                logger.warning("skipping shard: %s", error)
+                continue
+            try:
+                yield from iter_shard_stream(stream, url)
+            except ShardReadError as exc:
+                if not self.skip_corrupt:
+                    raise
+                logger.warning("skipping rest of shard: %s", exc)
+            finally:
+                stream.close()
+
+
+class SubjectPipeline(webdataset.DataPipeline):
+    """``webdataset.DataPipeline`` with :meth:`set_epoch` for reproducible, epoch-dependent randomness."""
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next pass use the shard order / resampling / shuffle buffer of ``epoch`` (>= 0).
+
+        DataLoader workers (unless ``persistent_workers=True``) get a fresh copy of the pipeline
+        every epoch, so without this every epoch would repeat the first one's random draws. Call it
+        in every rank before iterating the DataLoader, like ``DistributedSampler.set_epoch``.
+        """
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        for stage in self.pipeline:
+            if isinstance(stage, (webdataset.ResampledShards, webdataset.detshuffle)):
+                stage.epoch = epoch - 1  # both stages add 1 when an iteration starts
+
+
+def make_subject_pipeline(
+    urls_or_manifest: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    shuffle: int = 0,
+    resampled: bool = False,
+    epoch_length: int | None = None,
+    split_by_node: bool = True,
+    split_by_worker: bool = True,
+    decode_to_tensors: bool = True,
+    seed: int = 0,
+    skip_corrupt: bool = False,
+) -> SubjectPipeline:
+    """Streaming pipeline of subject samples (call :meth:`SubjectPipeline.set_epoch` each epoch).
+
+    Args:
+        urls_or_manifest: shard folder (uses its manifest), ``manifest.json``, glob, brace pattern,
+            shard path/URL, or a list of these (see :func:`resolve_shard_urls`).
+        shuffle: sample shuffle buffer size (0 = keep shard order); also shuffles the shard order
+            per epoch (same order on every rank and worker, so the split stays a partition).
+        resampled: draw shards with replacement forever (seeded by ``seed``, rank, worker and
+            epoch); rank and worker splitting are then not needed and are skipped.
+        epoch_length: samples per epoch **per worker** (``with_epoch``); required for finite
+            epochs with ``resampled=True``. Without resampling it repeats/truncates the data.
+        split_by_node: give each distributed rank every ``world_size``-th shard.
+        split_by_worker: give each DataLoader worker every ``num_workers``-th shard.
+        decode_to_tensors: yield :func:`subject_to_tensors` dicts (views float32 (N, 3, H, W) in
+            [0, 1], plus ``__key__``/``__url__``); False yields :class:`SubjectSample` (uint8 numpy).
+        seed: seed of the shard order / resampling and of the shuffle buffer.
+        skip_corrupt: warn and skip unreadable shards instead of raising :class:`ShardReadError`.
+
+    Every sample's schema tag is checked; an unknown name or version raises
+    :class:`shards.schema.SchemaVersionError` naming shard and sample.
+    """
+    if shuffle < 0:
+        raise ValueError(f"shuffle must be >= 0, got {shuffle}")
+    if epoch_length is not None and epoch_length < 1:
+        raise ValueError(f"epoch_length must be >= 1 or None, got {epoch_length}")
+    urls = resolve_shard_urls(urls_or_manifest)
+    remote.register_remote_opener()
+    stages: list[Any] = []
+    if resampled:
+        stages.append(webdataset.ResampledShards(urls, seed=seed, deterministic=True))
+    else:
+        stages.append(webdataset.SimpleShardList(urls))
+        if shuffle > 0:
+            stages.append(webdataset.detshuffle(bufsize=len(urls), initial=len(urls), seed=seed))
+        if split_by_node:
+            stages.append(webdataset.split_by_node)
+        if split_by_worker:
+            stages.append(webdataset.split_by_worker)
+    stages.append(_ExpandShards(skip_corrupt))
+    if shuffle > 0:
+        stages.append(webdataset.detshuffle(bufsize=shuffle, initial=min(shuffle, 64), seed=seed + 1))
+    stages.append(webdataset.map(SubjectTensorDecoder(decode_to_tensors)))
+    pipeline = SubjectPipeline(*stages)
+    if epoch_length is not None:
+        pipeline = pipeline.with_epoch(epoch_length)
+    return pipeline
+

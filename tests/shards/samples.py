@@ -1,0 +1,54 @@
+"""Tiny subject samples for the shard tests (3 views of 16x16 unless asked otherwise)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shards.schema import SubjectSample
+
+
+def make_subject(
+    subject_id: str = "s0",
+    dataset: str = "thuman21",
+    *,
+    n_views: int = 3,
+    size: int = 16,
+    seed: int = 0,
+    with_optional: bool = False,
+) -> SubjectSample:
+    """A valid subject with random images, identity-ish cameras and a random SMPL fit."""
+    rng = np.random.default_rng(seed)
+    views = rng.integers(0, 256, size=(n_views, size, size, 3), dtype=np.uint8)
+    masks = (rng.random((n_views, size, size)) > 0.5).astype(np.uint8) * 255
+    cameras = []
+    for index in range(n_views):
+        angle = 2 * np.pi * index / n_views
+        rotation = np.array(
+            [[np.cos(angle), 0.0, -np.sin(angle)], [0.0, 1.0, 0.0], [np.sin(angle), 0.0, np.cos(angle)]]
+        )
+        intrinsics = np.array([[20.0, 0.0, size / 2], [0.0, 20.0, size / 2], [0.0, 0.0, 1.0]])
+        cameras.append(
+            {"K": intrinsics, "R": rotation, "t": np.array([0.0, 0.0, 2.5]), "width": size, "height": size,
+             "convention": "opencv"}
+        )
+    smpl = {
+        "betas": rng.normal(size=10),
+        "body_pose": rng.normal(scale=0.2, size=(23, 3)),
+        "global_orient": rng.normal(scale=0.1, size=3),
+        "transl": rng.normal(scale=0.1, size=3),
+        "scale": 1.0,
+        "body_model": "open body model (Anny-derived), not SMPL",
+    }
+    sample = SubjectSample(
+        views=views,
+        masks=masks,
+        cameras=cameras,
+        smpl=smpl,
+        normalization={"center": rng.normal(size=3), "scale": 0.8},
+        meta={"dataset": dataset, "subject_id": subject_id, "source": {"scan": f"/raw/{subject_id}.obj"}, "extra": {}},
+    )
+    if with_optional:
+        sample.normals = rng.integers(0, 256, size=(n_views, size, size, 3), dtype=np.uint8)
+        sample.keypoints = rng.random((n_views, 17, 3)).astype(np.float32)
+    return sample
+
