@@ -1,0 +1,365 @@
+"""Synthetic clothed humans made with Anny's full model (104 bones), with ground-truth joints kept aside.
+
+A subject is fully described by a :class:`SubjectSpec` (phenotype, pose, garments, colours, seed);
+:func:`sample_subject_spec` draws one from an integer seed and :func:`make_subject` builds it. The same
+spec always gives the same arrays.
+
+Output frame — the project's world frame (SMPL's): metres, **y up**, the subject faces **+z**, +x is
+the subject's left. A point is taken from Anny's frame (z up, facing −y) by
+``p_world = ANNY_TO_SMPL_ROTATION @ p_anny`` with no translation; Anny's posed root bone (the pelvis)
+sits at the origin, so the feet are near y = −0.9 m for an average adult (they are not moved to y = 0).
+
+Ground truth (not part of any dataset file):
+
+* ``joints24``: SMPL's 24 joints, each the mean of the posed heads of its anchor bones in
+  :data:`gas_core.body.joints.ANNY_JOINT_TABLE`;
+* ``coco17``: Anny's COCO keypoint regressor applied to the *unclothed* posed body, first 17 points,
+  in :data:`gas_core.body.joints.COCO17_NAMES` order;
+* ``body_vertices``: the unclothed posed body (same vertex order as the first ``V_body`` vertices).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+from gas_core.body.anny_model import ANNY_TO_SMPL_ROTATION, PHENOTYPE_NAMES, load_anny
+from gas_core.body.joints import ANNY_JOINT_TABLE, COCO17_NAMES, anny_bone_to_smpl_joint
+from gas_core.synth.clothing import (
+    BodyLayout,
+    GarmentSpec,
+    displace_along_normals,
+    garment_weights,
+    skirt_tube,
+)
+from gas_core.synth.poses import POSE_NAMES, perturbed_bone_angles, pose_by_name, pose_parameters
+from gas_core.synth.texture import Material, Palette, material_colors, paint_texture
+
+__all__ = [
+    "Phenotype",
+    "SubjectSpec",
+    "SyntheticSubject",
+    "sample_subject_spec",
+    "make_subject",
+    "ADULT_AGE_RANGE",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Anny's age parameter range used for adults (0.33 is a child, 0.67 a young adult, 1.0 elderly).
+ADULT_AGE_RANGE = (0.62, 0.98)
+
+_LANDMARK_BONES = (
+    "root", "spine03", "neck01", "head", "eye.L", "eye.R", "upperarm01.L", "upperarm01.R",
+    "wrist.L", "wrist.R", "upperleg01.L", "upperleg01.R", "foot.L", "foot.R",
+)
+
+_SKIN_TONES: tuple[tuple[int, int, int], ...] = (
+    (255, 224, 196), (241, 194, 167), (224, 172, 138), (198, 134, 94), (161, 102, 66), (110, 68, 42), (80, 51, 33),
+)
+_HAIR_COLOURS: tuple[tuple[int, int, int], ...] = (
+    (28, 24, 22), (58, 40, 28), (101, 67, 33), (196, 164, 108), (140, 62, 32), (165, 165, 160),
+)
+_GARMENT_COLOURS: tuple[tuple[int, int, int], ...] = (
+    (30, 40, 90), (235, 235, 228), (170, 32, 42), (40, 110, 62), (120, 120, 126), (26, 26, 30),
+    (200, 180, 140), (62, 86, 132), (222, 190, 62), (220, 150, 172), (32, 128, 128), (110, 60, 120),
+)
+
+
+@dataclass(frozen=True)
+class Phenotype:
+    """Anny's phenotype parameters, each in [0, 1] (0.5 is the neutral body).
+
+    ``gender`` 0 is male and 1 female; ``age`` in :data:`ADULT_AGE_RANGE` gives adults.
+    """
+
+    gender: float
+    age: float
+    muscle: float
+    weight: float
+    height: float
+    proportions: float
+
+    def __post_init__(self) -> None:
+        for name in PHENOTYPE_NAMES:
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+
+    def as_dict(self) -> dict[str, float]:
+        """Phenotype name -> value, in :data:`gas_core.body.anny_model.PHENOTYPE_NAMES` order."""
+        return {name: float(getattr(self, name)) for name in PHENOTYPE_NAMES}
+
+
+@dataclass(frozen=True)
+class SubjectSpec:
+    """Everything that defines one synthetic subject.
+
+    Attributes:
+        seed: seeds the pose perturbation and the garment thickness variation.
+        phenotype: body shape.
+        pose_name: one of :data:`gas_core.synth.poses.POSE_NAMES`.
+        perturbation_scale: random deviation from the library pose (0 none, 1 full amplitude).
+        garments: clothing geometry.
+        palette: colours.
+    """
+
+    seed: int
+    phenotype: Phenotype
+    pose_name: str
+    perturbation_scale: float
+    garments: GarmentSpec
+    palette: Palette
+
+    def __post_init__(self) -> None:
+        if self.pose_name not in POSE_NAMES:
+            raise ValueError(f"pose_name must be one of {', '.join(POSE_NAMES)}; got {self.pose_name!r}")
+        if not 0.0 <= self.perturbation_scale <= 3.0:
+            raise ValueError(f"perturbation_scale must be in [0, 3], got {self.perturbation_scale}")
+
+
+@dataclass(frozen=True, eq=False)
+class SyntheticSubject:
+    """A clothed, textured synthetic human in the world frame (metres, y up, facing +z).
+
+    Attributes:
+        vertices: (V, 3) float32 clothed surface (body shell, then the skirt tube if any).
+        faces: (F, 3) int64 triangles; the first ``num_body_faces`` are Anny's topology.
+        uv: (Vt, 2) float32 texture coordinates (origin bottom-left).
+        face_uv_indices: (F, 3) int64 indices into ``uv`` per face corner.
+        texture: (H, W, 3) uint8 RGB image painted on ``uv``.
+        vertex_colors: (V, 3) uint8 RGB per vertex (same colours as the texture).
+        body_vertices: (V_body, 3) float32 unclothed posed body (indexes ``faces[:num_body_faces]``).
+        num_body_faces: number of faces belonging to the body shell.
+        joints24: (24, 3) float32 SMPL joints (ground truth).
+        coco17: (17, 3) float32 COCO keypoints of the unclothed body (ground truth).
+        spec: the spec this subject was made from.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    uv: np.ndarray
+    face_uv_indices: np.ndarray
+    texture: np.ndarray
+    vertex_colors: np.ndarray
+    body_vertices: np.ndarray
+    num_body_faces: int
+    joints24: np.ndarray
+    coco17: np.ndarray
+    spec: SubjectSpec = field(repr=False)
+
+
+def _pick(rng: np.random.Generator, options: tuple, jitter: int = 0) -> tuple[int, int, int]:
+    colour = np.asarray(options[int(rng.integers(len(options)))], dtype=np.int64)
+    if jitter:
+        colour = colour + rng.integers(-jitter, jitter + 1, size=3)
+    return tuple(int(c) for c in np.clip(colour, 0, 255))
+
+
+def sample_subject_spec(seed: int) -> SubjectSpec:
+    """Draw a varied adult subject from ``seed`` (same seed, same spec).
+
+    Phenotypes are uniform over broad adult ranges; the pose is one of the library's; about a third
+    of subjects (more of them female) wear a skirt, which hangs below the hips.
+
+    Raises:
+        ValueError: if ``seed`` is negative.
+    """
+    if seed < 0:
+        raise ValueError(f"seed must be non-negative, got {seed}")
+    rng = np.random.default_rng([seed, 0x5EED])
+    phenotype = Phenotype(
+        gender=float(rng.uniform(0.0, 1.0)),
+        age=float(rng.uniform(*ADULT_AGE_RANGE)),
+        muscle=float(rng.uniform(0.1, 0.9)),
+        weight=float(rng.uniform(0.1, 0.9)),
+        height=float(rng.uniform(0.28, 0.62)),  # about 1.55-2.0 m standing
+        proportions=float(rng.uniform(0.2, 0.8)),
+    )
+    skirt_probability = 0.15 + 0.45 * phenotype.gender
+    bottom_style: Literal["trousers", "skirt"] = "skirt" if rng.uniform() < skirt_probability else "trousers"
+    garments = GarmentSpec(
+        sleeve_length=float(rng.choice([0.0, 0.3, 0.55, 0.95])),
+        bottom_style=bottom_style,
+        bottom_length=float(rng.uniform(0.35, 0.85) if bottom_style == "skirt" else rng.choice([0.35, 0.75, 0.97])),
+        top_thickness=float(rng.uniform(0.004, 0.02)),
+        bottom_thickness=float(rng.uniform(0.004, 0.018)),
+        looseness=float(rng.uniform(0.2, 0.8)),
+        skirt_flare=float(rng.uniform(0.05, 0.35)),
+        hair_style="long" if rng.uniform() < 0.2 + 0.5 * phenotype.gender else "short",
+        hair_thickness=float(rng.uniform(0.004, 0.025)),
+        shoe_thickness=float(rng.uniform(0.004, 0.012)),
+    )
+    top, accent = rng.choice(len(_GARMENT_COLOURS), size=2, replace=False)
+    palette = Palette(
+        skin=_pick(rng, _SKIN_TONES, jitter=8),
+        hair=_pick(rng, _HAIR_COLOURS, jitter=6),
+        top=_GARMENT_COLOURS[int(top)],
+        top_accent=_GARMENT_COLOURS[int(accent)],
+        bottom=_pick(rng, _GARMENT_COLOURS, jitter=10),
+        shoes=_pick(rng, _GARMENT_COLOURS, jitter=5),
+        top_pattern=str(rng.choice(["plain", "stripes", "checks"])),
+        pattern_period=float(rng.uniform(0.03, 0.12)),
+    )
+    return SubjectSpec(
+        seed=int(seed),
+        phenotype=phenotype,
+        pose_name=str(rng.choice(POSE_NAMES)),
+        perturbation_scale=float(rng.uniform(0.3, 1.0)),
+        garments=garments,
+        palette=palette,
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _model_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, object]:
+    """Faces, UVs, face UV indices, per-vertex SMPL part and the COCO regressor of Anny's full model."""
+    import anny.keypoints
+
+    model = load_anny()
+    faces = model.faces.detach().cpu().numpy().astype(np.int64)
+    if faces.ndim != 2 or faces.shape[1] != 3:
+        faces = np.asarray(model.get_triangular_faces().cpu().numpy(), dtype=np.int64)
+    uv = model.texture_coordinates.detach().cpu().numpy().astype(np.float32)
+    face_uv = model.face_texture_coordinate_indices.detach().cpu().numpy().astype(np.int64)
+    weights = model.vertex_bone_weights.detach().cpu().numpy()
+    indices = model.vertex_bone_indices.detach().cpu().numpy()
+    dominant_bone = indices[np.arange(len(indices)), weights.argmax(axis=1)]
+    bone_to_joint = np.asarray(anny_bone_to_smpl_joint(model.bone_labels, model.bone_parents))
+    regressor = anny.keypoints.KeypointsRegressor.coco(model)
+    if tuple(regressor.labels[:17]) != COCO17_NAMES:
+        raise ValueError(f"Anny's COCO regressor labels {regressor.labels[:17]} do not match COCO17_NAMES")
+    return faces, uv, face_uv, bone_to_joint[dominant_bone], regressor
+
+
+def _vertex_materials(weights) -> np.ndarray:
+    materials = np.full(len(weights.top), int(Material.SKIN), dtype=np.int64)
+    for material, coverage in (
+        (Material.BOTTOM, weights.bottom),
+        (Material.TOP, weights.top),
+        (Material.HAIR, weights.hair),
+        (Material.SHOES, weights.shoes),
+    ):
+        materials[coverage > 0.5] = int(material)
+    return materials
+
+
+def make_subject(spec: SubjectSpec, texture_size: int = 1024) -> SyntheticSubject:
+    """Build the subject ``spec`` describes (deterministic).
+
+    Args:
+        spec: the subject.
+        texture_size: side of the square texture in pixels (>= 8).
+
+    Returns:
+        :class:`SyntheticSubject` in the world frame (see module docstring).
+
+    Raises:
+        ValueError: if ``texture_size`` < 8.
+    """
+    if texture_size < 8:
+        raise ValueError(f"texture_size must be at least 8, got {texture_size}")
+    model = load_anny()
+    faces, uv, face_uv, vertex_part, regressor = _model_tables()
+    labels = list(model.bone_labels)
+    angles = perturbed_bone_angles(pose_by_name(spec.pose_name), spec.perturbation_scale, spec.seed)
+    dtype = model.dtype
+    with torch.no_grad():
+        output = model(
+            pose_parameters=pose_parameters(labels, angles, dtype=dtype),
+            phenotype_kwargs={name: torch.tensor([value], dtype=dtype) for name, value in spec.phenotype.as_dict().items()},
+        )
+        coco = regressor(output)[0, :17].cpu().numpy().astype(np.float64)
+    posed = output["vertices"][0].cpu().numpy().astype(np.float64)
+    rest = output["rest_vertices"][0].cpu().numpy().astype(np.float64)
+    rest_heads = output["rest_bone_heads"][0].cpu().numpy().astype(np.float64)
+    posed_heads = output["bone_poses"][0, :, :3, 3].cpu().numpy().astype(np.float64)
+
+    index_of = {label: i for i, label in enumerate(labels)}
+    joints_anny = np.stack([posed_heads[[index_of[b] for b in row.anchors]].mean(axis=0) for row in ANNY_JOINT_TABLE])
+    layout = BodyLayout(
+        rest_vertices=rest,
+        vertex_part=vertex_part,
+        landmarks={bone: rest_heads[index_of[bone]] for bone in _LANDMARK_BONES},
+    )
+    weights = garment_weights(layout, spec.garments)
+    clothed = displace_along_normals(posed, faces, weights, spec.garments, rest, spec.seed)
+    materials = _vertex_materials(weights)
+    body_colors = material_colors(materials, rest, spec.palette)
+    texture = paint_texture(faces, uv, face_uv, materials, rest, spec.palette, size=texture_size)
+
+    rotation = np.asarray(ANNY_TO_SMPL_ROTATION)
+    clothed_world = clothed @ rotation.T
+    all_vertices, all_faces, all_face_uv, all_colors = clothed_world, faces, face_uv, body_colors
+    if spec.garments.bottom_style == "skirt":
+        tube_vertices, tube_faces, tube_face_uv, tube_colors = _skirt(
+            spec, layout, rest, clothed_world, posed_heads @ rotation.T, index_of, materials, faces, face_uv, body_colors
+        )
+        all_vertices = np.concatenate([clothed_world, tube_vertices])
+        all_faces = np.concatenate([faces, tube_faces + len(clothed_world)])
+        all_face_uv = np.concatenate([face_uv, tube_face_uv])
+        all_colors = np.concatenate([body_colors, tube_colors])
+
+    return SyntheticSubject(
+        vertices=all_vertices.astype(np.float32),
+        faces=all_faces.astype(np.int64),
+        uv=uv.copy(),
+        face_uv_indices=all_face_uv.astype(np.int64),
+        texture=texture,
+        vertex_colors=all_colors.astype(np.uint8),
+        body_vertices=(posed @ rotation.T).astype(np.float32),
+        num_body_faces=len(faces),
+        joints24=(joints_anny @ rotation.T).astype(np.float32),
+        coco17=(coco @ rotation.T).astype(np.float32),
+        spec=spec,
+    )
+
+
+def _skirt(
+    spec: SubjectSpec,
+    layout: BodyLayout,
+    rest: np.ndarray,
+    clothed_world: np.ndarray,
+    posed_heads_world: np.ndarray,
+    index_of: dict[str, int],
+    materials: np.ndarray,
+    faces: np.ndarray,
+    face_uv: np.ndarray,
+    body_colors: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Skirt tube (world frame) with a flat colour per face taken from the nearest bottom-garment vertex."""
+    marks = layout.landmarks
+    hip_rest_z = 0.5 * float(marks["upperleg01.L"][2] + marks["upperleg01.R"][2])
+    leg_length = hip_rest_z - 0.5 * float(marks["foot.L"][2] + marks["foot.R"][2])
+    hem_rest_z = hip_rest_z - spec.garments.bottom_length * leg_length
+    lower_body = np.isin(layout.vertex_part, (0, 1, 2, 4, 5))
+    covered = lower_body & (rest[:, 2] >= hem_rest_z - 0.03) & (rest[:, 2] <= float(marks["spine03"][2]))
+    hips_world = 0.5 * (posed_heads_world[index_of["upperleg01.L"]] + posed_heads_world[index_of["upperleg01.R"]])
+    top_height = float(posed_heads_world[index_of["spine03"]][1]) - 0.03
+    hem_height = float(hips_world[1]) - spec.garments.bottom_length * leg_length
+    tube_vertices, tube_faces = skirt_tube(
+        clothed_world,
+        covered,
+        top_height=top_height,
+        hem_height=min(hem_height, top_height - 0.1),
+        centre=posed_heads_world[index_of["root"]],
+        flare=spec.garments.skirt_flare,
+        clearance=spec.garments.bottom_thickness + 0.01,
+    )
+    garment = np.flatnonzero(materials == int(Material.BOTTOM))
+    if len(garment) == 0:
+        garment = np.flatnonzero(lower_body)
+    tree = cKDTree(clothed_world[garment])
+    _, nearest_vertex = tree.query(tube_vertices)
+    tube_colors = body_colors[garment[nearest_vertex]]
+    uv_of_vertex = np.zeros(len(clothed_world), dtype=np.int64)
+    uv_of_vertex[faces.ravel()] = face_uv.ravel()
+    _, nearest_to_face = tree.query(tube_vertices[tube_faces].mean(axis=1))
+    tube_face_uv = np.repeat(uv_of_vertex[garment[nearest_to_face]][:, None], 3, axis=1)
+    return tube_vertices, tube_faces, tube_face_uv, tube_colors
