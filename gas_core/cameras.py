@@ -178,7 +178,7 @@ class OrbitSpec:
     """
 
     num_views: int = 20
-    distance: float = 2.4
+    distance: float = 3.0
     elevation_deg: float = 0.0
     fov_y_deg: float = 40.0
     width: int = 1024
