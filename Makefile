@@ -6,6 +6,7 @@ export PYOPENGL_PLATFORM ?= osmesa
 export PREFECT_HOME ?= $(CURDIR)/.cache/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_LOGGING_LEVEL ?= WARNING
+export YOLO_CONFIG_DIR ?= $(CURDIR)/.cache/ultralytics
 DEMO_OUT ?= out/demo
 
 .PHONY: setup demo test test-slow test-all bench clean

@@ -11,6 +11,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
 os.environ.setdefault("GAS_CACHE_DIR", str(REPO_ROOT / ".cache"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("YOLO_CONFIG_DIR", str(REPO_ROOT / ".cache" / "ultralytics"))
 
 import pytest  # noqa: E402
 
@@ -33,3 +34,13 @@ def open_body_model_dir() -> Path:
     from gas_core.body.open_model import ensure_open_body_model
 
     return ensure_open_body_model()
+
+
+@pytest.fixture(scope="session")
+def synthetic_thuman_root(tmp_path_factory, open_body_model_dir) -> Path:
+    """Three synthetic THuman2.1 subjects (made once per test session; copy before modifying)."""
+    from pipelines.synth import synthesize_dataset
+
+    root = tmp_path_factory.mktemp("raw") / "thuman"
+    synthesize_dataset("thuman", root, num_subjects=3, seed=7, texture_size=128)
+    return root

@@ -84,7 +84,7 @@ def test_resampled_epochs_have_fixed_length(shard_folder):
 
 def test_dataloader_two_workers_yields_each_sample_once(shard_folder):
     pipeline = make_subject_pipeline(shard_folder, shuffle=4)
-    loader = torch.utils.data.DataLoader(pipeline, batch_size=None, num_workers=2)
+    loader = torch.utils.data.DataLoader(pipeline, batch_size=None, num_workers=2, multiprocessing_context="spawn")  # spawn, as CUDA training uses; fork after GL or Prefect threads is unsafe
     for _ in range(2):  # two epochs
         keys = [sample["__key__"] for sample in loader]
         assert sorted(keys) == ALL_KEYS
@@ -93,7 +93,7 @@ def test_dataloader_two_workers_yields_each_sample_once(shard_folder):
 
 def test_dataloader_resampled_epoch_is_per_worker(shard_folder):
     pipeline = make_subject_pipeline(shard_folder, resampled=True, epoch_length=3)
-    loader = torch.utils.data.DataLoader(pipeline, batch_size=None, num_workers=2)
+    loader = torch.utils.data.DataLoader(pipeline, batch_size=None, num_workers=2, multiprocessing_context="spawn")
     keys = [sample["__key__"] for sample in loader]
     assert len(keys) == 6 and set(keys) <= set(ALL_KEYS)
 
@@ -143,7 +143,7 @@ def test_argument_checks(shard_folder):
 
 def test_set_epoch_changes_draws_reproducibly_across_dataloader_epochs(shard_folder):
     pipeline = make_subject_pipeline(shard_folder, resampled=True, epoch_length=6, shuffle=4, seed=5)
-    loader = torch.utils.data.DataLoader(pipeline, batch_size=None, num_workers=2)
+    loader = torch.utils.data.DataLoader(pipeline, batch_size=None, num_workers=2, multiprocessing_context="spawn")
 
     def epoch_keys(epoch: int) -> list[str]:
         pipeline.set_epoch(epoch)

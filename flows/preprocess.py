@@ -1,0 +1,108 @@
+"""Prefect flow ``preprocess``: raw 3D scans -> 20-view renders -> body-model fit -> subject shards.
+
+Deployments ``preprocess/thuman`` and ``preprocess/2k2k`` are declared in ``prefect.yaml``.
+The flow only wires steps from :mod:`pipelines.preprocess`; every step is a plain function with
+its own tests. Granularity: one task per subject (render -> fit -> stage) and one task that packs
+staged subjects into shards; never one task per frame.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.states import Failed
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from pipelines.datasets.common import ScanReadError, SubjectRef
+from pipelines.preprocess import (
+    PackReport,
+    PreprocessConfig,
+    SubjectReport,
+    pack_staged_subjects,
+    plan_subjects,
+    preprocess_subject,
+)
+
+
+def _retry_unless_bad_input(task, task_run, state) -> bool:
+    """Retry transient failures only: a subject whose files are bad fails at once."""
+    try:
+        state.result()
+    except ScanReadError:
+        return False
+    except Exception:  # noqa: BLE001 - anything else may be transient (I/O, memory)
+        return True
+    return False
+
+
+@task(name="preprocess-subject", retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_unless_bad_input,
+      task_run_name="{ref.dataset}/{ref.subject_id}")
+def preprocess_subject_task(ref: SubjectRef, config: PreprocessConfig, staging_dir: Path) -> SubjectReport:
+    return preprocess_subject(ref, config, staging_dir)
+
+
+@task(name="pack-shards")
+def pack_task(staging_dir: Path, out_dir: Path, config: PreprocessConfig) -> PackReport:
+    return pack_staged_subjects(staging_dir, out_dir, config)
+
+
+@flow(name="preprocess", log_prints=False)
+def preprocess(
+    dataset: str,
+    raw_root: str,
+    out_dir: str,
+    config: PreprocessConfig = PreprocessConfig(),
+    limit: int | None = None,
+) -> Any:
+    """Preprocess every subject of ``dataset`` found under ``raw_root`` into shards in ``out_dir``.
+
+    Subjects already listed in ``out_dir``'s manifest are skipped, so a re-run only does what is
+    missing. Bad subjects are reported (file and reason) and the others complete; the run ends
+    Failed when any subject failed, after the good ones are written.
+    """
+    logger = get_run_logger()
+    plan = plan_subjects(dataset, Path(raw_root), Path(out_dir), limit=limit)
+    logger.info("%s: %d subjects found, %d already done, %d to process",
+                dataset, plan.total, len(plan.done), len(plan.todo))
+
+    runner = ThreadPoolTaskRunner(max_workers=max(1, config.workers))
+    reports: list[SubjectReport] = []
+    with runner:
+        futures = [runner.submit(preprocess_subject_task, parameters={
+            "ref": ref, "config": config, "staging_dir": plan.staging_dir}) for ref in plan.todo]
+        for ref, future in zip(plan.todo, futures):
+            future.wait()
+            state = future.state
+            if state.is_completed():
+                reports.append(future.result())
+            else:
+                reports.append(SubjectReport.failed(ref, _failure_reason(state)))
+
+    pack = pack_task(plan.staging_dir, Path(out_dir), config)
+    rows = [report.as_row() for report in reports]
+    create_table_artifact(key=f"preprocess-{_artifact_key(dataset)}", table=rows or [{"subject": "-", "status": "nothing to do"}],
+                          description=f"preprocess {dataset}: {pack.summary()}")
+    failed = [report for report in reports if report.status != "ok"]
+    summary = {"dataset": dataset, "found": plan.total, "skipped": len(plan.done),
+               "processed": len(reports) - len(failed), "failed": [r.as_row() for r in failed],
+               "reports": rows,
+               "shards": pack.shards, "samples_written": pack.samples_written}
+    if failed:
+        names = ", ".join(f"{r.subject_id} ({r.error})" for r in failed)
+        return Failed(message=f"{len(failed)} of {len(reports)} subjects failed: {names}", data=summary)
+    return summary
+
+
+def _failure_reason(state) -> str:
+    try:
+        state.result()
+    except Exception as error:  # noqa: BLE001 - we report any failure by its message
+        return f"{type(error).__name__}: {error}"
+    return state.message or "failed"
+
+
+def _artifact_key(dataset: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in dataset.lower())

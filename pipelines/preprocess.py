@@ -1,0 +1,366 @@
+"""Preprocessing of 3D scans (THuman2.1, 2K2K): render an orbit, fit the body model, stage, pack shards.
+
+Steps (each a plain function, wired into Prefect by :mod:`flows.preprocess`):
+
+1. :func:`plan_subjects` finds the subjects under a raw dataset root and drops those already done
+   (listed in the output manifest, or staged by an earlier run that stopped before packing);
+2. :func:`preprocess_subject` reads one scan, renders ``config.orbit`` views (RGB + mask), gets
+   2D keypoints per view, fits the body model and **stages** the encoded sample in
+   ``<out_dir>/_staging/<key>/`` (written under a temporary name, then renamed: a staged folder is
+   always complete);
+3. :func:`pack_staged_subjects` packs staged samples into size/count-limited shards with
+   :class:`shards.writer.ShardWriter` (atomic shards + manifest) and removes what it packed.
+
+A run killed at any point leaves no partial shard; the next run re-does only what is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import yaml
+
+from gas_core.body.fit.fitter import FitConfig, fit_smpl_multiview
+from gas_core.body.fit.keypoints import ProjectedKeypoints, UltralyticsPoseDetector
+from gas_core.body.smpl import BodyModel
+from gas_core.cameras import OrbitSpec
+from gas_core.render.normals import NormalMapRenderer
+from gas_core.render.scan import ScanRenderer, render_orbit
+from pipelines.datasets.common import ScanReadError, SubjectRef
+from pipelines.datasets.layouts import dataset_layout, read_groundtruth
+from shards.manifest import clean_stale_tmp, existing_keys
+from shards.schema import SubjectSample, encode, make_key
+from shards.writer import ShardWriter
+
+__all__ = [
+    "KeypointConfig",
+    "ShardConfig",
+    "PreprocessConfig",
+    "load_preprocess_config",
+    "SubjectPlan",
+    "SubjectReport",
+    "PackReport",
+    "plan_subjects",
+    "preprocess_subject",
+    "pack_staged_subjects",
+    "STAGING_DIRNAME",
+]
+
+logger = logging.getLogger(__name__)
+
+STAGING_DIRNAME = "_staging"
+
+
+# --------------------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class KeypointConfig:
+    """Where the 2D keypoints for fitting come from.
+
+    ``detector_weights``: a local ultralytics pose model (COCO-17). When it is None, the dataset's
+    ground-truth COCO keypoints stand in (synthetic data ships them), projected into each view with
+    ``noise_px`` Gaussian pixel noise and ``drop_prob`` of points dropped.
+    """
+
+    detector_weights: str | None = None
+    noise_px: float = 0.0
+    drop_prob: float = 0.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ShardConfig:
+    """Shard naming and limits: ``{prefix}-000000.tar`` holding at most ``max_count`` samples / ``max_size`` bytes."""
+
+    prefix: str = "subjects"
+    max_count: int = 64
+    max_size: int = 2 << 30
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Everything the scan preprocessing needs; presets :meth:`tiny` (CPU, seconds) and :meth:`paper`.
+
+    ``target_height``: rescale each scan to this height in metres (None keeps metric scale).
+    ``body_model_path``: folder with ``SMPL_NEUTRAL.pkl`` (None: ``$GAS_BODY_MODEL_PATH`` or the
+    open body model). ``workers``: subjects processed concurrently by the flow.
+    """
+
+    orbit: OrbitSpec = OrbitSpec()
+    target_height: float | None = None
+    keypoints: KeypointConfig = KeypointConfig()
+    fit: FitConfig = FitConfig()
+    shards: ShardConfig = ShardConfig()
+    body_model_path: str | None = None
+    workers: int = 1
+
+    @classmethod
+    def paper(cls) -> "PreprocessConfig":
+        """The paper's setting: 20 views at 1024x1024."""
+        return cls()
+
+    @classmethod
+    def tiny(cls) -> "PreprocessConfig":
+        """A CPU preset for tests and demos: 8 views at 256x256, short fits."""
+        return cls(orbit=OrbitSpec(num_views=8, width=256, height=256), fit=FitConfig(keypoint_iterations=120, surface_iterations=30))
+
+
+def _override(config: Any, dotted: str, raw_value: str) -> Any:
+    """Return ``config`` with the field at ``dotted`` (``orbit.width``) set to YAML-parsed ``raw_value``."""
+    head, _, rest = dotted.partition(".")
+    names = {f.name for f in fields(config)}
+    if head not in names:
+        raise ValueError(f"unknown config field {head!r} in {dotted!r}; known: {sorted(names)}")
+    current = getattr(config, head)
+    if rest:
+        if not is_dataclass(current):
+            raise ValueError(f"config field {head!r} has no sub-fields (in {dotted!r})")
+        return replace(config, **{head: _override(current, rest, raw_value)})
+    value = yaml.safe_load(raw_value)
+    if isinstance(value, list):
+        value = tuple(value)
+    return replace(config, **{head: value})
+
+
+def load_preprocess_config(path: Path | None = None, *, preset: Literal["tiny", "paper"] = "paper",
+                           overrides: list[str] | tuple[str, ...] = ()) -> PreprocessConfig:
+    """Build a config: ``preset``, then the YAML file's fields (nested mappings), then ``KEY=VALUE`` overrides."""
+    if preset not in ("tiny", "paper"):
+        raise ValueError(f"preset must be 'tiny' or 'paper', got {preset!r}")
+    config = PreprocessConfig.tiny() if preset == "tiny" else PreprocessConfig.paper()
+    assignments: list[tuple[str, str]] = []
+    if path is not None:
+        document = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(document, dict):
+            raise ValueError(f"{path}: expected a mapping of config fields")
+
+        def flatten(prefix: str, value: Any) -> None:
+            if isinstance(value, dict):
+                for key, sub in value.items():
+                    flatten(f"{prefix}.{key}" if prefix else str(key), sub)
+            else:
+                assignments.append((prefix, yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()))
+
+        flatten("", document)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"override must look like KEY=VALUE, got {item!r}")
+        assignments.append((key.strip(), value))
+    for key, value in assignments:
+        config = _override(config, key, value)
+    return config
+
+
+# --------------------------------------------------------------------------------------- plan
+@dataclass(frozen=True)
+class SubjectPlan:
+    """What a run will do: subjects found, those already done (manifest or staged), those to process."""
+
+    total: int
+    done: tuple[SubjectRef, ...]
+    todo: tuple[SubjectRef, ...]
+    staging_dir: Path
+
+
+def plan_subjects(dataset: str, raw_root: Path, out_dir: Path, *, limit: int | None = None) -> SubjectPlan:
+    """Discover ``dataset``'s subjects under ``raw_root`` and split them into done / to do.
+
+    A subject is done when its key is in ``out_dir``'s manifest or a complete staged folder exists.
+    ``limit`` caps the number of subjects considered (in discovery order).
+    """
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    layout = dataset_layout(dataset)
+    refs = layout.discover(Path(raw_root))
+    if limit is not None:
+        refs = refs[:limit]
+    out_dir = Path(out_dir)
+    staging_dir = out_dir / STAGING_DIRNAME
+    staging_dir.mkdir(parents=True, exist_ok=True)
+    done_keys = existing_keys(out_dir) if (out_dir / "manifest.json").exists() else set()
+    done_keys |= {path.name for path in staging_dir.iterdir() if path.is_dir() and not path.name.endswith(".tmp")}
+    done = tuple(ref for ref in refs if make_key(ref.dataset, ref.subject_id) in done_keys)
+    todo = tuple(ref for ref in refs if make_key(ref.dataset, ref.subject_id) not in done_keys)
+    return SubjectPlan(total=len(refs), done=done, todo=todo, staging_dir=staging_dir)
+
+
+# --------------------------------------------------------------------------------------- one subject
+@dataclass(frozen=True)
+class SubjectReport:
+    """Outcome of one subject: ``status`` "ok" or "failed", timings in seconds, fit quality."""
+
+    dataset: str
+    subject_id: str
+    status: str
+    error: str = ""
+    render_s: float = 0.0
+    fit_s: float = 0.0
+    write_s: float = 0.0
+    keypoint_error_px: float = float("nan")
+    joint_error_cm: float = float("nan")  # against ground-truth joints, when the dataset has them
+
+    @classmethod
+    def failed(cls, ref: SubjectRef, error: str) -> "SubjectReport":
+        return cls(dataset=ref.dataset, subject_id=ref.subject_id, status="failed", error=error)
+
+    def as_row(self) -> dict[str, Any]:
+        """A flat dict for tables and artifacts (NaN shown as empty)."""
+        row = asdict(self)
+        return {key: ("" if isinstance(value, float) and np.isnan(value) else
+                      round(value, 3) if isinstance(value, float) else value) for key, value in row.items()}
+
+
+_thread_state = threading.local()
+
+
+def _thread_renderer(kind: type, width: int, height: int):
+    """One renderer of ``kind`` (and so one GL context) per thread and image size, reused across subjects."""
+    renderers = getattr(_thread_state, "renderers", None)
+    if renderers is None:
+        renderers = _thread_state.renderers = {}
+    key = (kind, width, height)
+    if key not in renderers:
+        renderers[key] = kind(width=width, height=height)
+    return renderers[key]
+
+
+@lru_cache(maxsize=4)
+def _body_model(path: str | None) -> BodyModel:
+    return BodyModel(path)
+
+
+def _keypoint_source(config: KeypointConfig, groundtruth: dict[str, Any] | None, ref: SubjectRef, normalization):
+    if config.detector_weights:
+        return UltralyticsPoseDetector(Path(config.detector_weights))
+    if groundtruth is None or "coco17" not in groundtruth:
+        raise ScanReadError(
+            f"{ref.path}: no keypoint detector configured and no ground-truth keypoints for subject "
+            f"{ref.subject_id}; set keypoints.detector_weights to a local ultralytics pose model"
+        )
+    points = normalization.apply(np.asarray(groundtruth["coco17"], dtype=np.float64))
+    return ProjectedKeypoints(points, noise_px=config.noise_px, drop_prob=config.drop_prob, seed=config.seed)
+
+
+def preprocess_subject(ref: SubjectRef, config: PreprocessConfig, staging_dir: Path) -> SubjectReport:
+    """Render, fit and stage one subject; returns its report.
+
+    Raises :class:`ScanReadError` (bad input: names the file and the fix) or any other error for
+    unexpected failures; nothing is staged unless everything succeeded.
+    """
+    layout = dataset_layout(ref.dataset)
+    scan = layout.read(ref)
+    start = time.perf_counter()
+    orbit = render_orbit(scan.mesh, config.orbit, renderer=_thread_renderer(ScanRenderer, config.orbit.width, config.orbit.height),
+                         target_height=config.target_height)
+    render_s = time.perf_counter() - start
+
+    start = time.perf_counter()
+    groundtruth = read_groundtruth(ref)
+    source = _keypoint_source(config.keypoints, groundtruth, ref, orbit.normalization)
+    images = [view.rgb for view in orbit.views]
+    keypoints2d = source.detect(images, orbit.cameras)
+    body = _body_model(config.body_model_path)
+    scan_vertices = orbit.normalization.apply(np.asarray(scan.mesh.vertices))
+    fit = fit_smpl_multiview(body, orbit.cameras, keypoints2d, scan_vertices=scan_vertices, config=config.fit)
+    fit_s = time.perf_counter() - start
+    start = time.perf_counter()
+    normal_renderer = _thread_renderer(NormalMapRenderer, config.orbit.width, config.orbit.height)
+    normals = normal_renderer.render_views(np.asarray(fit.vertices), np.asarray(body.faces), orbit.cameras)
+    render_s += time.perf_counter() - start
+    joint_error_cm = float("nan")
+    if groundtruth is not None and "joints24" in groundtruth:
+        truth = orbit.normalization.apply(np.asarray(groundtruth["joints24"], dtype=np.float64))
+        joint_error_cm = float(np.linalg.norm(np.asarray(fit.joints) - truth, axis=-1).mean() / orbit.normalization.scale * 100)
+
+    start = time.perf_counter()
+    smpl = {key: np.asarray(value).reshape(shape).tolist() for key, value, shape in (
+        ("betas", fit.params.betas, (-1,)), ("body_pose", fit.params.body_pose, (23, 3)),
+        ("global_orient", fit.params.global_orient, (3,)), ("transl", fit.params.transl, (3,)))}
+    smpl["scale"] = float(np.asarray(fit.params.scale).reshape(-1)[0])
+    smpl["body_model"] = body.label
+    sample = SubjectSample(
+        views=np.stack(images),
+        masks=np.stack([view.mask for view in orbit.views]),
+        cameras=[camera.to_dict() for camera in orbit.cameras],
+        smpl=smpl,
+        normalization=orbit.normalization.to_dict(),
+        meta={"dataset": ref.dataset, "subject_id": ref.subject_id,
+              "source": [str(path) for path in scan.source_paths],
+              "extra": {"keypoint_error_px": float(fit.keypoint_error_px),
+                        "joint_error_cm": None if np.isnan(joint_error_cm) else joint_error_cm}},
+        normals=normals,
+        keypoints=np.asarray(keypoints2d, dtype=np.float32),
+    )
+    _stage_members(Path(staging_dir), sample.key, encode(sample))
+    write_s = time.perf_counter() - start
+    return SubjectReport(dataset=ref.dataset, subject_id=ref.subject_id, status="ok", render_s=render_s,
+                         fit_s=fit_s, write_s=write_s, keypoint_error_px=float(fit.keypoint_error_px),
+                         joint_error_cm=joint_error_cm)
+
+
+def _stage_members(staging_dir: Path, key: str, members: dict[str, bytes]) -> Path:
+    """Write a sample's encoded members into ``staging_dir/key/`` atomically (temp folder + rename)."""
+    final = staging_dir / key
+    temporary = staging_dir / f"{key}.tmp"
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir(parents=True)
+    for suffix, data in members.items():
+        (temporary / suffix).write_bytes(data)
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(temporary, final)
+    return final
+
+
+# --------------------------------------------------------------------------------------- pack
+@dataclass(frozen=True)
+class PackReport:
+    """Shards written by one pack step."""
+
+    shards: tuple[str, ...] = ()
+    samples_written: int = 0
+    samples_already_packed: int = 0
+
+    def summary(self) -> str:
+        return (f"{self.samples_written} samples packed into {len(self.shards)} shards"
+                + (f", {self.samples_already_packed} already packed" if self.samples_already_packed else ""))
+
+
+def pack_staged_subjects(staging_dir: Path, out_dir: Path, config: PreprocessConfig) -> PackReport:
+    """Pack every complete staged sample into shards in ``out_dir`` and delete what was packed.
+
+    Staged folders whose key is already in the manifest (a run killed after packing but before
+    cleaning) are removed without writing them twice. Stale temporary files are cleaned first.
+    """
+    staging_dir, out_dir = Path(staging_dir), Path(out_dir)
+    if not staging_dir.is_dir():
+        return PackReport()
+    for stale in staging_dir.glob("*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
+    clean_stale_tmp(out_dir, config.shards.prefix)
+    packed = existing_keys(out_dir) if (out_dir / "manifest.json").exists() else set()
+    staged = sorted(path for path in staging_dir.iterdir() if path.is_dir())
+    already = [path for path in staged if path.name in packed]
+    for path in already:
+        shutil.rmtree(path)
+    todo = [path for path in staged if path.name not in packed]
+    if not todo:
+        return PackReport(samples_already_packed=len(already))
+    with ShardWriter(out_dir, config.shards.prefix, max_count=config.shards.max_count,
+                     max_size=config.shards.max_size) as writer:
+        for path in todo:
+            members: dict[str, Any] = {"__key__": path.name}
+            members.update({member.name: member.read_bytes() for member in sorted(path.iterdir())})
+            writer.write(members)
+    for path in todo:
+        shutil.rmtree(path)
+    return PackReport(shards=tuple(entry.file for entry in writer.closed_shards), samples_written=len(todo),
+                      samples_already_packed=len(already))

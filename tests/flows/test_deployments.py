@@ -1,0 +1,31 @@
+"""prefect.yaml declares the deployments that `gas serve` serves and `prefect deploy` deploys."""
+
+from pathlib import Path
+
+import pytest
+
+from flows.deployments import DeploymentSpec, load_deployment_specs
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_prefect_yaml_declares_thuman_and_2k2k_for_flow_preprocess():
+    specs = {spec.name: spec for spec in load_deployment_specs(REPO_ROOT / "prefect.yaml")}
+    assert set(specs) >= {"thuman", "2k2k"}
+    for name in ("thuman", "2k2k"):
+        flow = specs[name].load_flow()
+        assert flow.name == "preprocess"
+        assert specs[name].parameters["dataset"] == name
+        # the declared parameters validate against the flow's signature
+        flow.validate_parameters(specs[name].parameters)
+
+
+def test_deployment_spec_errors_name_the_problem(tmp_path):
+    with pytest.raises(ValueError, match="entrypoint must look like"):
+        DeploymentSpec(name="x", entrypoint="flows.preprocess").module_and_flow
+    empty = tmp_path / "prefect.yaml"
+    empty.write_text("deployments: []\n")
+    with pytest.raises(ValueError, match="declares no deployments"):
+        load_deployment_specs(empty)
+    with pytest.raises(ValueError, match="not found"):
+        load_deployment_specs(tmp_path / "missing.yaml")
