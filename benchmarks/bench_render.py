@@ -104,6 +104,32 @@ def bench_normals(rows: list[tuple[str, str, str]], views: int, frames: int) -> 
     rows.append(("PNG encode only (512 normal map, level 1)", rate(len(images), time.perf_counter() - start), "1 thread"))
 
 
+def bench_body_model(rows: list[tuple[str, str, str]], repeats: int = 20) -> None:
+    """Forward passes of the body model (the open Anny-derived model unless GAS_BODY_MODEL_PATH is set)."""
+    import torch
+
+    from gas_core.body.limits import sample_body_pose
+    from gas_core.body.open_model import ensure_open_body_model
+    from gas_core.body.smpl import BodyModel, SMPLParams
+
+    path = os.environ.get("GAS_BODY_MODEL_PATH") or ensure_open_body_model()
+    body = BodyModel(path)
+    generator = torch.Generator().manual_seed(0)
+    for batch in (1, 16):
+        params = SMPLParams.zeros(batch)
+        params = SMPLParams(betas=torch.randn(batch, 10, generator=generator),
+                            body_pose=sample_body_pose(batch, generator), global_orient=params.global_orient,
+                            transl=params.transl)
+        with torch.no_grad():
+            body(params)  # warm-up
+            start = time.perf_counter()
+            for _ in range(repeats):
+                body(params)
+        elapsed = (time.perf_counter() - start) / repeats
+        rows.append((f"body model forward, batch {batch}", rate(batch, elapsed),
+                     f"{elapsed * 1e3:.1f} ms per call, {body.num_vertices} vertices ({body.label})"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--views", type=int, default=20, help="views per orbit (default 20, as in the paper)")
@@ -114,6 +140,7 @@ def main() -> None:
     total = time.perf_counter()
     bench_scans(rows, args.views)
     bench_normals(rows, args.views, args.frames)
+    bench_body_model(rows)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
     platform = os.environ.get("PYOPENGL_PLATFORM", "?")

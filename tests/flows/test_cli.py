@@ -1,0 +1,49 @@
+"""The `gas` command line: body model, synthetic data and an in-process preprocess run."""
+
+from __future__ import annotations
+
+import pytest
+
+from flows.cli import main
+from shards.manifest import load_manifest
+
+
+def test_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("body", "synth", "preprocess", "serve", "demo"):
+        assert command in out
+
+
+def test_body_build_reports_the_open_model(open_body_model_dir, capsys):
+    assert main(["body", "build", "--out", str(open_body_model_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "open body model (Anny-derived), not SMPL" in out
+    assert str(open_body_model_dir / "SMPL_NEUTRAL.pkl") in out
+
+
+def test_synth_then_preprocess(tmp_path, capsys):
+    raw = tmp_path / "raw"
+    assert main(["synth", "2k2k", "--out", str(raw), "-n", "1", "--seed", "3"]) == 0
+    assert (raw / "00000" / "00000.ply").is_file()
+    out = tmp_path / "shards"
+    code = main(["preprocess", "2k2k", str(raw), str(out), "--preset", "tiny",
+                 "--set", "orbit.num_views=3", "--set", "orbit.width=96", "--set", "orbit.height=96"])
+    assert code == 0, capsys.readouterr()
+    manifest = load_manifest(out)
+    assert manifest.total_samples == 1 and manifest.dataset_counts == {"2k2k": 1}
+
+
+def test_preprocess_of_a_missing_folder_fails_with_its_name(tmp_path, capsys):
+    missing = tmp_path / "nowhere"
+    code = main(["preprocess", "thuman", str(missing), str(tmp_path / "out"), "--preset", "tiny"])
+    assert code != 0
+    captured = capsys.readouterr()
+    assert str(missing) in captured.out + captured.err
+
+
+def test_bad_override_is_a_clear_error(tmp_path, capsys):
+    assert main(["preprocess", "thuman", str(tmp_path), str(tmp_path / "o"), "--set", "orbit.nope=1"]) == 2
+    assert "unknown config field 'nope'" in capsys.readouterr().err
