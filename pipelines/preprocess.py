@@ -17,11 +17,10 @@ A run killed at any point leaves no partial shard; the next run re-does only wha
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from dataclasses import asdict, dataclass, fields, is_dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +32,7 @@ from gas_core.body.fit.fitter import FitConfig, fit_smpl_multiview
 from gas_core.body.fit.keypoints import ProjectedKeypoints, UltralyticsPoseDetector
 from gas_core.body.smpl import BodyModel
 from gas_core.cameras import OrbitSpec
+from gas_core.fileio import atomic_directory
 from gas_core.render.normals import NormalMapRenderer
 from gas_core.render.scan import ScanRenderer, render_orbit
 from pipelines.datasets.common import ScanReadError, SubjectRef
@@ -308,16 +308,11 @@ def preprocess_subject(ref: SubjectRef, config: PreprocessConfig, staging_dir: P
 
 
 def _stage_members(staging_dir: Path, key: str, members: dict[str, bytes]) -> Path:
-    """Write a sample's encoded members into ``staging_dir/key/`` atomically (temp folder + rename)."""
-    final = staging_dir / key
-    temporary = staging_dir / f"{key}.tmp"
-    shutil.rmtree(temporary, ignore_errors=True)
-    temporary.mkdir(parents=True)
-    for suffix, data in members.items():
-        (temporary / suffix).write_bytes(data)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(temporary, final)
-    return final
+    """Write a sample's encoded members into ``staging_dir/key/`` atomically (temporary folder + rename)."""
+    with atomic_directory(staging_dir / key, replace_existing=True) as folder:
+        for suffix, data in members.items():
+            (folder / suffix).write_bytes(data)
+    return staging_dir / key
 
 
 # --------------------------------------------------------------------------------------- pack

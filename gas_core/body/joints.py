@@ -66,7 +66,7 @@ def _sided(side: str, *names: str) -> tuple[str, ...]:
 def _rows_for_side(side: str, prefix: str) -> list[AnnyJointRow]:
     toes = [f"toe{i}-1" for i in range(1, 6)]
     knuckles = [f"finger{i}-1" for i in range(2, 6)]
-    fingers = [f"finger1-1"] + knuckles
+    fingers = ["finger1-1"] + knuckles
     return [
         AnnyJointRow(f"{prefix}_hip", _sided(side, "upperleg01"), _sided(side, "upperleg01", "upperleg02")),
         AnnyJointRow(f"{prefix}_knee", _sided(side, "lowerleg01"), _sided(side, "lowerleg01", "lowerleg02")),

@@ -39,9 +39,7 @@ import dataclasses
 import importlib.metadata
 import json
 import logging
-import os
 import pickle
-import tempfile
 import time
 from pathlib import Path
 
@@ -58,6 +56,7 @@ from gas_core.body.joints import (
     SMPL_PARENTS,
     anny_bone_to_smpl_joint,
 )
+from gas_core.fileio import atomic_write_bytes
 from gas_core.settings import default_body_model_dir
 
 __all__ = [
@@ -349,19 +348,6 @@ def fit_joint_regressor(
     return regressor
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-
-
 def build_open_body_model(out_dir: Path, *, num_shape_samples: int = 240, seed: int = 0) -> Path:
     """Build the open body model and write ``SMPL_NEUTRAL.pkl`` + ``open_body_model.json`` into ``out_dir``.
 
@@ -433,7 +419,7 @@ def build_open_body_model(out_dir: Path, *, num_shape_samples: int = 240, seed: 
         "phenotype_names": list(PHENOTYPE_NAMES),
     }
     pkl_path = out_dir / SMPL_MODEL_FILENAME
-    _atomic_write_bytes(pkl_path, pickle.dumps(contents, protocol=pickle.HIGHEST_PROTOCOL))
+    atomic_write_bytes(pkl_path, pickle.dumps(contents, protocol=pickle.HIGHEST_PROTOCOL))
     build_seconds = time.perf_counter() - start
     metadata = {
         "label": OPEN_BODY_MODEL_LABEL,
@@ -461,7 +447,7 @@ def build_open_body_model(out_dir: Path, *, num_shape_samples: int = 240, seed: 
         "joint_regressor_nonzeros_per_joint": [int(n) for n in (regressor > 0).sum(1)],
         "build_seconds": float(build_seconds),
     }
-    _atomic_write_bytes(out_dir / METADATA_FILENAME, json.dumps(metadata, indent=2).encode())
+    atomic_write_bytes(out_dir / METADATA_FILENAME, json.dumps(metadata, indent=2).encode())
     logger.info(
         "open body model written to %s in %.1f s: shape space explains %.4f of the variance, "
         "held-out joint regressor error %.2f mm mean / %.2f mm max",

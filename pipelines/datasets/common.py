@@ -8,15 +8,15 @@ folder and readers never need it.
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import trimesh
+
+from gas_core.fileio import atomic_write_bytes
 
 if TYPE_CHECKING:
     from gas_core.synth.humans import SyntheticSubject
@@ -27,6 +27,7 @@ __all__ = [
     "ScanReadError",
     "GROUNDTRUTH_DIRNAME",
     "atomic_write_bytes",
+    "numeric_first",
     "load_mesh_file",
     "load_parameter_file",
     "write_groundtruth",
@@ -81,19 +82,9 @@ class RawScan:
     body_model_params: dict[str, np.ndarray] | None = field(default=None)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+def numeric_first(name: str) -> tuple[int, int, str]:
+    """Sort key putting numeric ids first, in numeric order (``"2"`` before ``"10"``), then the rest by name."""
+    return (0, int(name), name) if name.isdigit() else (1, 0, name)
 
 
 def load_mesh_file(path: Path, dataset_hint: str) -> trimesh.Trimesh:

@@ -28,16 +28,14 @@ need the licensed SMPL-X model to be meaningful. Their ground truth goes to ``_g
 from __future__ import annotations
 
 import io
-import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import trimesh
 from PIL import Image
 
+from gas_core.fileio import atomic_directory
 from gas_core.synth.humans import SyntheticSubject
 from pipelines.datasets.common import (
     RawScan,
@@ -46,6 +44,7 @@ from pipelines.datasets.common import (
     groundtruth_record,
     load_mesh_file,
     load_parameter_file,
+    numeric_first,
     write_groundtruth,
 )
 
@@ -114,23 +113,13 @@ def write_thuman_subject(root: Path, subject: SyntheticSubject, subject_id: str,
         raise FileExistsError(f"{target} already exists; delete it to write subject {subject_id} again")
     model_dir.mkdir(parents=True, exist_ok=True)
     write_groundtruth(root, subject_id, groundtruth_record(subject))
-    staging = Path(tempfile.mkdtemp(prefix=f".{subject_id}.", suffix=".tmp", dir=model_dir))
-    try:
+    with atomic_directory(target) as staging:
         (staging / f"{subject_id}.obj").write_text(
             _obj_text(subject.vertices, subject.uv, subject.faces, subject.face_uv_indices)
         )
         (staging / f"{MATERIAL_NAME}.mtl").write_text(_mtl_text())
         Image.fromarray(subject.texture).save(staging / f"{MATERIAL_NAME}.jpeg", quality=jpeg_quality)
-        os.chmod(staging, 0o755)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target
-
-
-def _numeric_first(name: str) -> tuple[int, int, str]:
-    return (0, int(name), name) if name.isdigit() else (1, 0, name)
 
 
 def discover_thuman(root: Path) -> list[SubjectRef]:
@@ -156,7 +145,7 @@ def discover_thuman(root: Path) -> list[SubjectRef]:
             f"{root}: unknown layout, no <id>/<id>.obj found under {base}; pass the THuman2.1 release folder "
             "(the one holding model/) or a THuman2.0 folder of <id>/<id>.obj"
         )
-    return sorted(refs, key=lambda ref: _numeric_first(ref.subject_id))
+    return sorted(refs, key=lambda ref: numeric_first(ref.subject_id))
 
 
 def _referenced_textures(obj_path: Path) -> list[Path]:

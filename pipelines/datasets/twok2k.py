@@ -23,15 +23,13 @@ Synthetic subjects get no parameter file: they are made with Anny, not SMPL/SMPL
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import trimesh
 
+from gas_core.fileio import atomic_directory
 from gas_core.synth.humans import SyntheticSubject
 from pipelines.datasets.common import (
     RawScan,
@@ -40,6 +38,7 @@ from pipelines.datasets.common import (
     groundtruth_record,
     load_mesh_file,
     load_parameter_file,
+    numeric_first,
     write_groundtruth,
 )
 
@@ -83,19 +82,9 @@ def write_twok2k_subject(root: Path, subject: SyntheticSubject, subject_id: str)
         ),
         process=False,
     )
-    staging = Path(tempfile.mkdtemp(prefix=f".{subject_id}.", suffix=".tmp", dir=root))
-    try:
+    with atomic_directory(target) as staging:
         (staging / f"{subject_id}.ply").write_bytes(mesh.export(file_type="ply", encoding="binary"))
-        os.chmod(staging, 0o755)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target
-
-
-def _numeric_first(name: str) -> tuple[int, int, str]:
-    return (0, int(name), name) if name.isdigit() else (1, 0, name)
 
 
 def discover_twok2k(root: Path) -> list[SubjectRef]:
@@ -116,7 +105,7 @@ def discover_twok2k(root: Path) -> list[SubjectRef]:
         raise ScanReadError(
             f"{root}: unknown layout, no <id>/<id>.ply found; pass the 2K2K folder whose subfolders are the scans"
         )
-    return sorted(refs, key=lambda ref: _numeric_first(ref.subject_id))
+    return sorted(refs, key=lambda ref: numeric_first(ref.subject_id))
 
 
 def _parameter_file(ref: SubjectRef) -> tuple[Path, str] | None:
