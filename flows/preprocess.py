@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -70,6 +70,7 @@ def preprocess(
 
     runner = ThreadPoolTaskRunner(max_workers=max(1, config.workers))
     reports: list[SubjectReport] = []
+    progress = create_progress_artifact(progress=0.0, description=f"preprocess {dataset}: subjects done (%)")
     with runner:
         futures = [runner.submit(preprocess_subject_task, parameters={
             "ref": ref, "config": config, "staging_dir": plan.staging_dir}) for ref in plan.todo]
@@ -80,6 +81,7 @@ def preprocess(
                 reports.append(future.result())
             else:
                 reports.append(SubjectReport.failed(ref, _failure_reason(state)))
+            update_progress_artifact(progress, progress=100.0 * len(reports) / len(plan.todo))
 
     pack = pack_task(plan.staging_dir, Path(out_dir), config)
     rows = [report.as_row() for report in reports]

@@ -28,9 +28,26 @@ def test_flow_writes_shards_reports_bad_subject_and_reruns_cheaply(tmp_path, syn
     assert manifest is not None and manifest.total_samples == len(subjects) - 1
     assert not list(out.glob("*.tmp")) and not list((out / "_staging").iterdir())
     assert shards_cli(["verify", str(out)]) == 0
+    table = _latest_table_artifact("preprocess-thuman")
+    assert {row["subject_id"]: row["status"] for row in table} == {
+        name: ("failed" if name == bad else "ok") for name in subjects}
 
     # re-run: the good subjects are skipped, only the (still bad) one is tried again
     state = preprocess(dataset="thuman", raw_root=str(raw), out_dir=str(out), config=config, return_state=True)
     summary = state.result(raise_on_failure=False)
     assert summary["skipped"] == len(subjects) - 1 if isinstance(summary, dict) else True
     assert load_manifest(out).total_samples == len(subjects) - 1
+
+
+def _latest_table_artifact(key: str) -> list[dict]:
+    import json
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+    latest = max(artifacts, key=lambda artifact: artifact.created)
+    data = latest.data
+    return json.loads(data) if isinstance(data, str) else data
+
