@@ -13,6 +13,7 @@ DEMO_OUT ?= out/demo
 
 setup:
 	@VENV=$(VENV) bash scripts/bootstrap.sh
+	@mkdir -p $(GAS_CACHE_DIR) $(PREFECT_HOME)
 
 demo: setup
 	$(VENV)/bin/gas demo --out $(DEMO_OUT)
