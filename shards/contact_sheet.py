@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
 from shards.reader import iter_shard_samples, resolve_shard_urls
-from shards.remote import filesystem, is_remote, join_url
+from shards.remote import join_url, write_bytes_atomic
 from shards.schema import SampleSchema, read_schema_tag, schema_for
 
 __all__ = ["make_contact_sheet", "save_png_atomic", "write_contact_sheets"]
@@ -90,17 +90,7 @@ def save_png_atomic(image: np.ndarray, path: str | os.PathLike[str]) -> str:
     location = os.fspath(path)
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(image)).save(buffer, format="PNG")
-    fs, inner = filesystem(location)
-    parent = inner.rsplit("/", 1)[0] if "/" in inner else ""
-    if parent:
-        fs.makedirs(parent, exist_ok=True)
-    temp = f"{inner}.{os.getpid()}.tmp"
-    with fs.open(temp, "wb") as stream:
-        stream.write(buffer.getvalue())
-    if is_remote(location):
-        fs.mv(temp, inner)
-    else:
-        os.replace(temp, inner)
+    write_bytes_atomic(location, buffer.getvalue())
     return location
 
 

@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from shards.remote import filesystem, is_remote, join_url
+from shards.remote import filesystem, join_url, write_bytes_atomic
 from shards.schema import SampleSchema
 
 __all__ = [
@@ -176,18 +176,7 @@ def load_manifest(directory: str | os.PathLike[str]) -> Manifest | None:
 def write_manifest(directory: str | os.PathLike[str], manifest: Manifest) -> str:
     """Write ``manifest.json`` atomically (temp name, then rename); returns its location."""
     location = _manifest_location(directory)
-    fs, path = filesystem(location)
-    temp = f"{path}.{os.getpid()}{TMP_SUFFIX}"
-    payload = json.dumps(manifest.to_dict(), indent=1, sort_keys=False).encode("utf-8")
-    with fs.open(temp, "wb") as stream:
-        stream.write(payload)
-        if not is_remote(location):
-            stream.flush()
-            os.fsync(stream.fileno())
-    if is_remote(location):
-        fs.mv(temp, path)
-    else:
-        os.replace(temp, path)
+    write_bytes_atomic(location, json.dumps(manifest.to_dict(), indent=1, sort_keys=False).encode("utf-8"))
     return location
 
 

@@ -76,3 +76,27 @@ def join_url(base: str | os.PathLike[str], name: str) -> str:
 
 
 register_remote_opener()
+
+
+def write_bytes_atomic(location: str | os.PathLike[str], data: bytes) -> str:
+    """Write ``data`` to a local path or fsspec URL through a temporary name, then rename; returns the location.
+
+    Parent folders are created. Local files are fsynced before the rename, so a reader never sees a
+    partial file, even after a crash.
+    """
+    location = os.fspath(location)
+    fs, inner = filesystem(location)
+    parent = posixpath.dirname(inner) if is_remote(location) else os.path.dirname(inner)
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    temp = f"{inner}.{os.getpid()}.tmp"
+    with fs.open(temp, "wb") as stream:
+        stream.write(data)
+        if not is_remote(location):
+            stream.flush()
+            os.fsync(stream.fileno())
+    if is_remote(location):
+        fs.mv(temp, inner)
+    else:
+        os.replace(temp, inner)
+    return location
