@@ -11,7 +11,6 @@ import pytest
 
 from pipelines.datasets.common import (
     ScanReadError,
-    atomic_write_bytes,
     load_parameter_file,
     read_groundtruth,
     write_groundtruth,
@@ -57,11 +56,3 @@ def test_groundtruth_round_trip_and_missing(tmp_path):
     assert record["pose_name"] == "walking" and record["seed"] == 4
     with pytest.raises(ScanReadError, match="0002.json"):
         read_groundtruth(tmp_path, "0002")
-
-
-def test_atomic_write_leaves_no_temporary_files(tmp_path):
-    target = tmp_path / "deep" / "file.bin"
-    atomic_write_bytes(target, b"abc")
-    atomic_write_bytes(target, b"defg")
-    assert target.read_bytes() == b"defg"
-    assert [p.name for p in target.parent.iterdir()] == ["file.bin"]
