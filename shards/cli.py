@@ -1,6 +1,7 @@
 """``gas-shards``: look into shard folders and check them.
 
-    gas-shards inspect PATH...            summary: schema, shards, samples, sizes, per-dataset counts
+    gas-shards inspect PATH...            summary: schema, shards, samples, sizes, per-dataset counts,
+                                          clip modes, quality values (distribution, outliers)
     gas-shards ls PATH...                 one line per sample: key, dataset, subject, views, bytes
     gas-shards show PATH... KEY --out F   contact sheet PNG of one sample's images
     gas-shards verify PATH...             decode every sample, check manifest sizes and sha256
@@ -17,6 +18,8 @@ import argparse
 import hashlib
 import json
 import logging
+import math
+import statistics
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -54,6 +57,15 @@ class _ShardScan:
     keys: list[str] = field(default_factory=list)
     datasets: Counter[str] = field(default_factory=Counter)
     schemas: Counter[str] = field(default_factory=Counter)
+    modes: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter)
+    #: quality value name -> [(sample key, value)], from ``meta["extra"]["quality"]``
+    quality: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+
+
+#: A quality value is an outlier when it lies further than this many robust standard deviations
+#: (1.4826 x median absolute deviation) from the median of its folder.
+OUTLIER_SIGMAS = 3.5
 
 
 def _basename(url: str) -> str:
@@ -120,8 +132,21 @@ def _scan_shard(url: str) -> _ShardScan:
     fs, inner = remote.filesystem(url)
     scan = _ShardScan(url, int(fs.size(inner)))
     for raw in iter_shard_samples(url):
-        scan.keys.append(raw["__key__"])
-        scan.datasets[str(_meta_of(raw).get("dataset", "unknown"))] += 1
+        key = raw["__key__"]
+        scan.keys.append(key)
+        meta = _meta_of(raw)
+        scan.datasets[str(meta.get("dataset", "unknown"))] += 1
+        if "mode" in meta:
+            scan.modes[str(meta["mode"])] += 1
+        extra = meta.get("extra") if isinstance(meta.get("extra"), dict) else {}
+        gates = extra.get("gates")
+        if isinstance(gates, dict) and "status" in gates:
+            scan.statuses[str(gates["status"])] += 1
+        quality = extra.get("quality")
+        if isinstance(quality, dict):
+            for name, value in quality.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                    scan.quality.setdefault(str(name), []).append((key, float(value)))
         try:
             name, version = read_schema_tag(raw)
             scan.schemas[f"{name} v{version}"] += 1
@@ -133,9 +158,32 @@ def _scan_shard(url: str) -> _ShardScan:
 # ====================================================================== commands
 
 
+def quality_summary(values: dict[str, list[tuple[str, float]]]) -> dict[str, dict[str, Any]]:
+    """Distribution of each quality value over samples, and its outliers.
+
+    Returns ``{name: {"n", "min", "p05", "median", "p95", "max", "outliers": [[key, value], ...]}}``;
+    an outlier is further than :data:`OUTLIER_SIGMAS` robust standard deviations from the median.
+    """
+    summary: dict[str, dict[str, Any]] = {}
+    for name, items in sorted(values.items()):
+        numbers = sorted(value for _, value in items)
+        median = statistics.median(numbers)
+        spread = 1.4826 * statistics.median(abs(v - median) for v in numbers)
+
+        def quantile(q: float) -> float:
+            return numbers[min(len(numbers) - 1, max(0, round(q * (len(numbers) - 1))))]
+
+        outliers = [[key, value] for key, value in items if spread > 0 and abs(value - median) > OUTLIER_SIGMAS * spread]
+        summary[name] = {"n": len(numbers), "min": numbers[0], "p05": quantile(0.05), "median": median,
+                         "p95": quantile(0.95), "max": numbers[-1], "outliers": outliers}
+    return summary
+
+
 def _cmd_inspect(args: argparse.Namespace, out: TextIO) -> int:
     reports = []
     for source in _collect_sources(args.paths):
+        scans = [] if args.no_samples else [
+            _scan_shard(url) for url in tqdm(source.urls, desc="scanning shards", disable=None)]
         if source.manifest is not None and source.whole_folder:
             manifest = source.manifest
             report = {
@@ -152,9 +200,11 @@ def _cmd_inspect(args: argparse.Namespace, out: TextIO) -> int:
                 "size_bytes": manifest.total_bytes,
                 "datasets": manifest.dataset_counts,
                 "keys": sorted(manifest.keys),
+                "extra": manifest.extra,
             }
         else:
-            scans = [_scan_shard(url) for url in tqdm(source.urls, desc="scanning shards", disable=None)]
+            if args.no_samples:
+                scans = [_scan_shard(url) for url in source.urls]
             schemas: Counter[str] = Counter()
             datasets: Counter[str] = Counter()
             for scan in scans:
@@ -172,6 +222,21 @@ def _cmd_inspect(args: argparse.Namespace, out: TextIO) -> int:
                 "datasets": dict(sorted(datasets.items())),
                 "keys": sorted(k for s in scans for k in s.keys),
             }
+        if scans:
+            modes: Counter[str] = Counter()
+            statuses: Counter[str] = Counter()
+            quality: dict[str, list[tuple[str, float]]] = {}
+            for scan in scans:
+                modes.update(scan.modes)
+                statuses.update(scan.statuses)
+                for name, items in scan.quality.items():
+                    quality.setdefault(name, []).extend(items)
+            if modes:
+                report["modes"] = dict(sorted(modes.items()))
+            if statuses:
+                report["gate_status"] = dict(sorted(statuses.items()))
+            if quality:
+                report["quality"] = quality_summary(quality)
         reports.append(report)
     if args.json:
         out.write(json.dumps(reports, indent=1) + "\n")
@@ -183,6 +248,20 @@ def _cmd_inspect(args: argparse.Namespace, out: TextIO) -> int:
             f"shards:   {len(report['shards'])}   samples: {report['samples']}   size: {_human(report['size_bytes'])}\n"
         )
         out.write("datasets: " + (", ".join(f"{k}={v}" for k, v in report["datasets"].items()) or "-") + "\n")
+        if report.get("modes"):
+            out.write("modes:    " + ", ".join(f"{k}={v}" for k, v in report["modes"].items()) + "\n")
+        if report.get("extra"):
+            out.write("made by:  " + ", ".join(f"{k}={v}" for k, v in sorted(report["extra"].items())) + "\n")
+        if report.get("gate_status"):
+            out.write("gates:    " + ", ".join(f"{k}={v}" for k, v in report["gate_status"].items()) + "\n")
+        if report.get("quality"):
+            out.write(f"quality:  {'value':<24} {'n':>4} {'min':>9} {'p05':>9} {'median':>9} {'p95':>9} {'max':>9}\n")
+            for name, row in report["quality"].items():
+                out.write(f"          {name:<24} {row['n']:>4} " + " ".join(
+                    f"{row[c]:>9.4g}" for c in ("min", "p05", "median", "p95", "max")) + "\n")
+            for name, row in report["quality"].items():
+                for key, value in row["outliers"]:
+                    out.write(f"outlier:  {key}: {name} = {value:.4g} (median {row['median']:.4g})\n")
         for shard in report["shards"]:
             digest = f"  sha256 {shard['sha256'][:12]}" if "sha256" in shard else ""
             out.write(f"  {shard['file']:<28} {shard['samples']:>6} samples {_human(shard['size_bytes']):>10}{digest}\n")
@@ -322,6 +401,8 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("paths", nargs="+", metavar="PATH")
     inspect.add_argument("--json", action="store_true", help="print the summary as JSON")
     inspect.add_argument("--max-keys", type=int, default=10, help="keys to print (default 10)")
+    inspect.add_argument("--no-samples", action="store_true",
+                         help="read only the manifest (no clip modes or quality values; fast on huge folders)")
     inspect.set_defaults(run=_cmd_inspect)
 
     ls = commands.add_parser("ls", help="one line per sample")

@@ -12,11 +12,19 @@ Layout (JSON)::
 
 A shard appears in the manifest only once it is closed and renamed to its final ``.tar`` name,
 so the manifest never lists a partial shard. Folders may be local paths or fsspec URLs.
+
+``extra`` holds what produced the folder (e.g. the NeRF checkpoint of a bake); writers merge their
+entries into it. On a local folder, updates from several processes (the ranks of a distributed
+bake) are serialised by an advisory lock (``.manifest.lock``), so none is lost; on object storage
+each writer process should use its own folder, or ranks write disjoint prefixes into one folder
+and accept that the last writer's manifest wins (``gas-shards verify`` names unlisted shards).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import fcntl
 import json
 import logging
 import os
@@ -25,7 +33,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from shards.remote import filesystem, join_url, write_bytes_atomic
+from shards.remote import filesystem, is_remote, join_url, write_bytes_atomic
 from shards.schema import SampleSchema
 
 __all__ = [
@@ -36,6 +44,7 @@ __all__ = [
     "clean_stale_tmp",
     "existing_keys",
     "load_manifest",
+    "manifest_lock",
     "record_shard",
     "shard_urls",
     "utc_now",
@@ -101,6 +110,7 @@ class Manifest:
     shards: list[ShardEntry] = field(default_factory=list)
     created: str = field(default_factory=utc_now)
     updated: str = field(default_factory=utc_now)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def total_samples(self) -> int:
@@ -133,6 +143,7 @@ class Manifest:
             "updated": self.updated,
             "totals": {"shards": len(self.shards), "samples": self.total_samples, "size_bytes": self.total_bytes},
             "datasets": self.dataset_counts,
+            "extra": self.extra,
             "shards": [entry.to_dict() for entry in self.shards],
         }
 
@@ -149,6 +160,7 @@ class Manifest:
                 shards=[ShardEntry.from_dict(item) for item in data["shards"]],
                 created=str(data.get("created", "")),
                 updated=str(data.get("updated", "")),
+                extra=dict(data.get("extra") or {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{where}: malformed manifest ({exc!r}); delete it and rebuild from the shards") from exc
@@ -180,22 +192,47 @@ def write_manifest(directory: str | os.PathLike[str], manifest: Manifest) -> str
     return location
 
 
-def record_shard(directory: str | os.PathLike[str], entry: ShardEntry, schema: SampleSchema) -> Manifest:
+@contextlib.contextmanager
+def manifest_lock(directory: str | os.PathLike[str]):
+    """Hold an exclusive advisory lock on a local folder's manifest (no-op for remote folders)."""
+    if is_remote(directory):
+        yield
+        return
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(os.fspath(directory), ".manifest.lock"), "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def record_shard(
+    directory: str | os.PathLike[str],
+    entry: ShardEntry,
+    schema: SampleSchema,
+    *,
+    extra: dict[str, Any] | None = None,
+) -> Manifest:
     """Add (or replace, by file name) one closed shard in the folder's manifest, re-reading it first.
 
-    Raises ValueError when the folder's manifest is for another schema name or version.
+    ``extra`` entries are merged into the manifest's ``extra``. Concurrent writers on one local
+    folder are serialised by :func:`manifest_lock`. Raises ValueError when the folder's manifest is
+    for another schema name or version.
     """
-    manifest = load_manifest(directory)
-    if manifest is None:
-        manifest = Manifest(schema.name, schema.version)
-    elif (manifest.schema_name, manifest.schema_version) != (schema.name, schema.version):
-        raise ValueError(
-            f"{_manifest_location(directory)} holds schema {manifest.schema_name} v{manifest.schema_version}; "
-            f"cannot add shards of {schema.name} v{schema.version} (use another folder)"
-        )
-    manifest.shards = sorted([e for e in manifest.shards if e.file != entry.file] + [entry], key=lambda e: e.file)
-    manifest.updated = utc_now()
-    write_manifest(directory, manifest)
+    with manifest_lock(directory):
+        manifest = load_manifest(directory)
+        if manifest is None:
+            manifest = Manifest(schema.name, schema.version)
+        elif (manifest.schema_name, manifest.schema_version) != (schema.name, schema.version):
+            raise ValueError(
+                f"{_manifest_location(directory)} holds schema {manifest.schema_name} v{manifest.schema_version}; "
+                f"cannot add shards of {schema.name} v{schema.version} (use another folder)"
+            )
+        manifest.shards = sorted([e for e in manifest.shards if e.file != entry.file] + [entry], key=lambda e: e.file)
+        manifest.extra.update(extra or {})
+        manifest.updated = utc_now()
+        write_manifest(directory, manifest)
     return manifest
 
 

@@ -1,7 +1,8 @@
 """Streaming reader: shard URLs -> decoded, schema-checked samples, on webdataset's pipeline.
 
-:func:`make_subject_pipeline` builds a ``webdataset.DataPipeline`` (an ``IterableDataset``, so it
-goes straight into a ``torch.utils.data.DataLoader`` with workers):
+:func:`make_subject_pipeline` (subject samples) and :func:`make_clip_pipeline` (clip samples) build a
+``webdataset.DataPipeline`` (an ``IterableDataset``, so it goes straight into a
+``torch.utils.data.DataLoader`` with workers):
 
 1. shard list: every shard once per epoch (optionally shuffled the same way on every rank and
    worker, then split by rank and by DataLoader worker), or with ``resampled=True`` an endless
@@ -33,14 +34,19 @@ import webdataset
 
 from shards import remote
 from shards.manifest import MANIFEST_NAME, load_manifest
-from shards.schema import SubjectSample, decode, split_member_name
+from shards.schema import ClipSample, SubjectSample, decode, decode_clip, split_member_name
 
 __all__ = [
+    "ClipTensorDecoder",
+    "MODE_ONE_HOT",
+    "SamplePipeline",
     "ShardReadError",
     "SubjectPipeline",
     "SubjectTensorDecoder",
+    "clip_to_tensors",
     "iter_shard_samples",
     "iter_shard_stream",
+    "make_clip_pipeline",
     "make_subject_pipeline",
     "read_sample",
     "resolve_shard_urls",
@@ -160,6 +166,24 @@ def resolve_shard_urls(source: str | os.PathLike[str] | Sequence[str | os.PathLi
 # ====================================================================== decoding
 
 
+def _images_to_tensor(array: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W[, C]) -> float32 (N, C, H, W) in [0, 1]."""
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if tensor.ndim == 3:
+        tensor = tensor.unsqueeze(-1)
+    return tensor.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def _floats(value: Any) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(value, dtype=np.float32))
+
+
+_SMPL_TENSOR_KEYS = ("betas", "body_pose", "global_orient", "transl", "scale")
+
+#: The diffusion model's switcher code of each clip mode (as the official GAS release defines it).
+MODE_ONE_HOT = {"view": (0.0, 1.0), "pose": (1.0, 0.0)}
+
+
 def subject_to_tensors(sample: SubjectSample) -> dict[str, Any]:
     """Torch tensors of one subject.
 
@@ -173,15 +197,7 @@ def subject_to_tensors(sample: SubjectSample) -> dict[str, Any]:
     samples of a batch share N, H, W, the optional fields and the keys of ``meta``.
     """
 
-    def images(array: np.ndarray) -> torch.Tensor:
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
-        if tensor.ndim == 3:
-            tensor = tensor.unsqueeze(-1)
-        return tensor.permute(0, 3, 1, 2).float().div_(255.0)
-
-    def floats(value: Any) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(value, dtype=np.float32))
-
+    images, floats = _images_to_tensor, _floats
     output: dict[str, Any] = {
         "views": images(sample.views),
         "masks": images(sample.masks),
@@ -203,6 +219,55 @@ def subject_to_tensors(sample: SubjectSample) -> dict[str, Any]:
     return output
 
 
+def clip_to_tensors(sample: ClipSample) -> dict[str, Any]:
+    """Torch tensors of one clip (N frames of H x W).
+
+    Returns a dict with ``frames``, ``nerf``, ``normals`` float32 (N, 3, H, W) in [0, 1]; ``masks``
+    float32 (N, 1, H, W) in [0, 1]; ``reference`` float32 (3, H, W) and ``reference_mask``
+    (1, H, W) in [0, 1]; ``K`` (N, 3, 3) pixels, ``R`` (N, 3, 3), ``t`` (N, 3) metres (OpenCV,
+    world-to-camera) and ``reference_K`` / ``reference_R`` / ``reference_t``; ``smpl`` dict of
+    per-frame float32 tensors ``betas`` (N, 10), ``body_pose`` (N, 23, 3), ``global_orient`` (N, 3),
+    ``transl`` (N, 3), ``scale`` (N,), and ``reference_smpl`` the same without N; ``mode`` str,
+    ``mode_one_hot`` float32 (2,) (view = [0, 1], pose = [1, 0]); ``reference_index`` int,
+    ``frame_indices`` long (N,); ``dataset``, ``subject_id`` str; ``meta``; when present
+    ``nerf_masks`` (N, 1, H, W) in [0, 1] and the cached latents as float32 tensors
+    ``target_latents`` (N, 4, h, w) scaled, ``nerf_latents`` (N, 4, h, w) and ``reference_latent``
+    (4, h, w) unscaled, ``image_embedding`` (1, D).
+    """
+    images, floats = _images_to_tensor, _floats
+    output: dict[str, Any] = {
+        "frames": images(sample.frames),
+        "nerf": images(sample.nerf),
+        "normals": images(sample.normals),
+        "masks": images(sample.masks),
+        "reference": images(sample.reference[None])[0],
+        "reference_mask": images(sample.reference_mask[None])[0],
+        "K": torch.stack([floats(camera["K"]) for camera in sample.cameras]),
+        "R": torch.stack([floats(camera["R"]) for camera in sample.cameras]),
+        "t": torch.stack([floats(camera["t"]) for camera in sample.cameras]),
+        "reference_K": floats(sample.reference_camera["K"]),
+        "reference_R": floats(sample.reference_camera["R"]),
+        "reference_t": floats(sample.reference_camera["t"]),
+        "smpl": {name: torch.stack([floats(item[name]) for item in sample.smpl]) for name in _SMPL_TENSOR_KEYS},
+        "reference_smpl": {name: floats(sample.reference_smpl[name]) for name in _SMPL_TENSOR_KEYS},
+        "body_model": str(sample.reference_smpl["body_model"]),
+        "mode": sample.mode,
+        "mode_one_hot": torch.tensor(MODE_ONE_HOT[sample.mode], dtype=torch.float32),
+        "reference_index": int(sample.meta["reference_index"]),
+        "frame_indices": torch.as_tensor(np.asarray(sample.meta["frame_indices"], dtype=np.int64)),
+        "dataset": str(sample.meta["dataset"]),
+        "subject_id": str(sample.meta["subject_id"]),
+        "meta": sample.meta,
+    }
+    if sample.nerf_masks is not None:
+        output["nerf_masks"] = images(sample.nerf_masks)
+    for name in ("target_latents", "nerf_latents", "reference_latent", "image_embedding"):
+        value = getattr(sample, name)
+        if value is not None:
+            output[name] = torch.from_numpy(np.ascontiguousarray(value)).float()
+    return output
+
+
 class SubjectTensorDecoder:
     """Pipeline stage callable: raw sample -> :class:`SubjectSample` or tensor dict (picklable for workers)."""
 
@@ -218,6 +283,37 @@ class SubjectTensorDecoder:
         output["__key__"] = raw["__key__"]
         output["__url__"] = raw.get("__url__", "")
         return output
+
+
+class ClipTensorDecoder:
+    """Pipeline stage callable: raw sample -> :class:`ClipSample` or :func:`clip_to_tensors` dict.
+
+    ``modes`` keeps only clips of those modes (e.g. ``("pose",)``); others are dropped (None).
+    """
+
+    def __init__(self, to_tensors: bool = True, modes: Sequence[str] | None = None) -> None:
+        self.to_tensors = to_tensors
+        self.modes = None if modes is None else tuple(modes)
+        if self.modes is not None and not set(self.modes) <= set(MODE_ONE_HOT):
+            raise ValueError(f"modes must be a subset of {tuple(MODE_ONE_HOT)}, got {modes!r}")
+
+    def __call__(self, raw: Mapping[str, Any]) -> ClipSample | dict[str, Any] | None:
+        where = f"shard {raw.get('__url__', '?')} sample {raw.get('__key__', '?')}"
+        clip = decode_clip(raw, where=where)
+        if self.modes is not None and clip.mode not in self.modes:
+            return None
+        if not self.to_tensors:
+            return clip
+        output = clip_to_tensors(clip)
+        output["__key__"] = raw["__key__"]
+        output["__url__"] = raw.get("__url__", "")
+        return output
+
+
+def _drop_none(source: Iterator[Any]) -> Iterator[Any]:
+    for item in source:
+        if item is not None:
+            yield item
 
 
 class _ExpandShards:
@@ -247,7 +343,7 @@ class _ExpandShards:
                 stream.close()
 
 
-class SubjectPipeline(webdataset.DataPipeline):
+class SamplePipeline(webdataset.DataPipeline):
     """``webdataset.DataPipeline`` with :meth:`set_epoch` for reproducible, epoch-dependent randomness."""
 
     def set_epoch(self, epoch: int) -> None:
@@ -264,6 +360,10 @@ class SubjectPipeline(webdataset.DataPipeline):
                 stage.epoch = epoch - 1  # both stages add 1 when an iteration starts
 
 
+#: The subject pipeline is a :class:`SamplePipeline` (name kept for readers of older code).
+SubjectPipeline = SamplePipeline
+
+
 def make_subject_pipeline(
     urls_or_manifest: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
@@ -275,8 +375,8 @@ def make_subject_pipeline(
     decode_to_tensors: bool = True,
     seed: int = 0,
     skip_corrupt: bool = False,
-) -> SubjectPipeline:
-    """Streaming pipeline of subject samples (call :meth:`SubjectPipeline.set_epoch` each epoch).
+) -> SamplePipeline:
+    """Streaming pipeline of subject samples (call :meth:`SamplePipeline.set_epoch` each epoch).
 
     Args:
         urls_or_manifest: shard folder (uses its manifest), ``manifest.json``, glob, brace pattern,
@@ -297,6 +397,47 @@ def make_subject_pipeline(
     Every sample's schema tag is checked; an unknown name or version raises
     :class:`shards.schema.SchemaVersionError` naming shard and sample.
     """
+    return _make_pipeline(urls_or_manifest, SubjectTensorDecoder(decode_to_tensors), shuffle=shuffle,
+                          resampled=resampled, epoch_length=epoch_length, split_by_node=split_by_node,
+                          split_by_worker=split_by_worker, seed=seed, skip_corrupt=skip_corrupt)
+
+
+def make_clip_pipeline(
+    urls_or_manifest: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    modes: Sequence[str] | None = None,
+    shuffle: int = 0,
+    resampled: bool = False,
+    epoch_length: int | None = None,
+    split_by_node: bool = True,
+    split_by_worker: bool = True,
+    decode_to_tensors: bool = True,
+    seed: int = 0,
+    skip_corrupt: bool = False,
+) -> SamplePipeline:
+    """Streaming pipeline of clip samples; arguments as :func:`make_subject_pipeline`.
+
+    ``modes`` keeps only clips of these modes (``("view",)``, ``("pose",)``; None keeps all), so a
+    trainer can build one pipeline per mode and mix them at its own ratio. ``decode_to_tensors``
+    yields :func:`clip_to_tensors` dicts, False yields :class:`ClipSample`.
+    """
+    return _make_pipeline(urls_or_manifest, ClipTensorDecoder(decode_to_tensors, modes), shuffle=shuffle,
+                          resampled=resampled, epoch_length=epoch_length, split_by_node=split_by_node,
+                          split_by_worker=split_by_worker, seed=seed, skip_corrupt=skip_corrupt)
+
+
+def _make_pipeline(
+    urls_or_manifest: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    decoder: Any,
+    *,
+    shuffle: int,
+    resampled: bool,
+    epoch_length: int | None,
+    split_by_node: bool,
+    split_by_worker: bool,
+    seed: int,
+    skip_corrupt: bool,
+) -> SamplePipeline:
     if shuffle < 0:
         raise ValueError(f"shuffle must be >= 0, got {shuffle}")
     if epoch_length is not None and epoch_length < 1:
@@ -317,8 +458,9 @@ def make_subject_pipeline(
     stages.append(_ExpandShards(skip_corrupt))
     if shuffle > 0:
         stages.append(webdataset.detshuffle(bufsize=shuffle, initial=min(shuffle, 64), seed=seed + 1))
-    stages.append(webdataset.map(SubjectTensorDecoder(decode_to_tensors)))
-    pipeline = SubjectPipeline(*stages)
+    stages.append(webdataset.map(decoder))
+    stages.append(_drop_none)
+    pipeline = SamplePipeline(*stages)
     if epoch_length is not None:
         pipeline = pipeline.with_epoch(epoch_length)
     return pipeline

@@ -19,9 +19,10 @@ name or version it does not know (:class:`SchemaVersionError`), naming the shard
 
 Shards hold PNG, ``.npy``, ``.json`` (and ``.mp4``) only, never pickles.
 
-:data:`SUBJECT_SCHEMA` (``subject`` v1) is the hand-off of the preprocess stage; later sample
-types (clip samples for the NeRF bake) are declared the same way and added to
-:data:`KNOWN_SCHEMAS`.
+:data:`SUBJECT_SCHEMA` (``subject`` v1) is the hand-off of the preprocess stage;
+:data:`CLIP_SCHEMA` (``clip`` v1) is the hand-off of the NeRF bake to the diffusion trainer (a
+reference image, target frames with their NeRF renderings and SMPL normal maps, in ``view`` or
+``pose`` mode). Both are listed in :data:`KNOWN_SCHEMAS`.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ __all__ = [
     "FieldSpec",
     "JsonKey",
     "JsonKind",
+    "CLIP_MODES",
+    "CLIP_SCHEMA",
+    "ClipSample",
     "KNOWN_SCHEMAS",
     "SCHEMA_MEMBER",
     "SUBJECT_SCHEMA",
@@ -51,7 +55,10 @@ __all__ = [
     "SchemaVersionError",
     "SubjectSample",
     "decode",
+    "decode_clip",
+    "decode_sample",
     "encode",
+    "make_clip_key",
     "make_key",
     "read_schema_tag",
     "schema_for",
@@ -500,6 +507,24 @@ _META_KEYS = (
     JsonKey("extra", JsonKind.OBJECT, required=False),
 )
 
+_CAMERA_KEYS = (
+    JsonKey("K", JsonKind.ARRAY, shape=(3, 3)),
+    JsonKey("R", JsonKind.ARRAY, shape=(3, 3)),
+    JsonKey("t", JsonKind.ARRAY, shape=(3,)),
+    JsonKey("width", JsonKind.INTEGER),
+    JsonKey("height", JsonKind.INTEGER),
+    JsonKey("convention", JsonKind.STRING, choices=("opencv",)),
+)
+
+_SMPL_KEYS = (
+    JsonKey("betas", JsonKind.ARRAY, shape=(10,)),
+    JsonKey("body_pose", JsonKind.ARRAY, shape=(23, 3)),
+    JsonKey("global_orient", JsonKind.ARRAY, shape=(3,)),
+    JsonKey("transl", JsonKind.ARRAY, shape=(3,)),
+    JsonKey("scale", JsonKind.NUMBER),
+    JsonKey("body_model", JsonKind.STRING),
+)
+
 SUBJECT_SCHEMA = SampleSchema(
     name="subject",
     version=1,
@@ -513,28 +538,14 @@ SUBJECT_SCHEMA = SampleSchema(
             Encoding.JSON,
             per_view=True,
             description="OpenCV cameras: K pixels, world-to-camera R, t metres",
-            json_keys=(
-                JsonKey("K", JsonKind.ARRAY, shape=(3, 3)),
-                JsonKey("R", JsonKind.ARRAY, shape=(3, 3)),
-                JsonKey("t", JsonKind.ARRAY, shape=(3,)),
-                JsonKey("width", JsonKind.INTEGER),
-                JsonKey("height", JsonKind.INTEGER),
-                JsonKey("convention", JsonKind.STRING, choices=("opencv",)),
-            ),
+            json_keys=_CAMERA_KEYS,
         ),
         FieldSpec(
             "smpl",
             "smpl.json",
             Encoding.JSON,
             description="SMPL parameters (axis-angle radians, metres) and the body model that produced them",
-            json_keys=(
-                JsonKey("betas", JsonKind.ARRAY, shape=(10,)),
-                JsonKey("body_pose", JsonKind.ARRAY, shape=(23, 3)),
-                JsonKey("global_orient", JsonKind.ARRAY, shape=(3,)),
-                JsonKey("transl", JsonKind.ARRAY, shape=(3,)),
-                JsonKey("scale", JsonKind.NUMBER),
-                JsonKey("body_model", JsonKind.STRING),
-            ),
+            json_keys=_SMPL_KEYS,
         ),
         FieldSpec(
             "normalization",
@@ -564,8 +575,67 @@ SUBJECT_SCHEMA = SampleSchema(
     ),
 )
 
+#: Clip modes: ``view`` (an orbit of novel views of one pose) and ``pose`` (novel poses under one camera).
+CLIP_MODES = ("view", "pose")
+
+CLIP_SCHEMA = SampleSchema(
+    name="clip",
+    version=1,
+    description=(
+        "One training clip for the video diffusion model: a reference image and N target frames with "
+        "their NeRF renderings and SMPL normal maps, per-frame cameras and SMPL, in view or pose mode."
+    ),
+    fields=(
+        FieldSpec("frames", "frame", Encoding.PNG_RGB, per_view=True,
+                  description="ground-truth target frames, uint8 (N, H, W, 3)"),
+        FieldSpec("nerf", "nerf", Encoding.PNG_RGB, per_view=True,
+                  description="generalizable-NeRF renderings of the target frames, uint8 (N, H, W, 3), black background"),
+        FieldSpec("normals", "normal", Encoding.PNG_RGB, per_view=True,
+                  description="SMPL normal maps of the target frames (official GAS encoding), uint8 (N, H, W, 3)"),
+        FieldSpec("masks", "mask", Encoding.PNG_GRAY, per_view=True,
+                  description="ground-truth foreground masks of the target frames, uint8 (N, H, W), 0/255"),
+        FieldSpec("nerf_masks", "nerf_mask", Encoding.PNG_GRAY, per_view=True, required=False,
+                  description="optional NeRF accumulated opacity per frame, uint8 (N, H, W), 0..255"),
+        FieldSpec("reference", "reference.png", Encoding.PNG_RGB,
+                  description="the reference (input) image, uint8 (H, W, 3)"),
+        FieldSpec("reference_mask", "reference_mask.png", Encoding.PNG_GRAY,
+                  description="foreground mask of the reference image, uint8 (H, W), 0/255"),
+        FieldSpec("cameras", "cameras.json", Encoding.JSON, per_view=True, json_keys=_CAMERA_KEYS,
+                  description="per-frame OpenCV cameras: K pixels, world-to-camera R, t metres"),
+        FieldSpec("reference_camera", "reference_camera.json", Encoding.JSON, json_keys=_CAMERA_KEYS,
+                  description="camera of the reference image"),
+        FieldSpec("smpl", "smpl.json", Encoding.JSON, per_view=True, json_keys=_SMPL_KEYS,
+                  description="per-frame SMPL parameters (identical for all frames of a view clip)"),
+        FieldSpec("reference_smpl", "reference_smpl.json", Encoding.JSON, json_keys=_SMPL_KEYS,
+                  description="SMPL parameters of the reference image"),
+        FieldSpec(
+            "meta",
+            "meta.json",
+            Encoding.JSON,
+            description="dataset, subject_id, mode, reference_index, frame_indices, source, extra",
+            json_keys=_META_KEYS + (
+                JsonKey("mode", JsonKind.STRING, choices=CLIP_MODES),
+                JsonKey("reference_index", JsonKind.INTEGER),
+                JsonKey("frame_indices", JsonKind.ARRAY, shape=("N",)),
+            ),
+        ),
+        FieldSpec("target_latents", "target_latents.npy", Encoding.NPY, required=False, dtype="float16",
+                  shape=("N", 4, None, None),
+                  description="optional cached VAE latents of the frames, float16 (N, 4, H/8, W/8), SCALED by the VAE factor"),
+        FieldSpec("nerf_latents", "nerf_latents.npy", Encoding.NPY, required=False, dtype="float16",
+                  shape=("N", 4, None, None),
+                  description="optional cached VAE latents of the NeRF frames, float16 (N, 4, H/8, W/8), UNSCALED"),
+        FieldSpec("reference_latent", "reference_latent.npy", Encoding.NPY, required=False, dtype="float16",
+                  shape=(4, None, None),
+                  description="optional cached VAE latent of the reference image, float16 (4, H/8, W/8), UNSCALED"),
+        FieldSpec("image_embedding", "image_embedding.npy", Encoding.NPY, required=False, dtype="float16",
+                  shape=(1, None),
+                  description="optional cached CLIP image embedding of the reference, float16 (1, D)"),
+    ),
+)
+
 #: Every schema this code can read; a sample tagged with anything else is refused.
-KNOWN_SCHEMAS: tuple[SampleSchema, ...] = (SUBJECT_SCHEMA,)
+KNOWN_SCHEMAS: tuple[SampleSchema, ...] = (SUBJECT_SCHEMA, CLIP_SCHEMA)
 
 
 def schema_for(name: str, version: int, *, where: str = "") -> SampleSchema:
@@ -622,28 +692,103 @@ class SubjectSample:
         return {spec.name: getattr(self, spec.name) for spec in self.schema.fields}
 
 
-_JSON_ARRAY_KEYS = {
-    spec.name: tuple(rule.key for rule in spec.json_keys if rule.kind is JsonKind.ARRAY)
-    for spec in SUBJECT_SCHEMA.fields
-    if spec.encoding is Encoding.JSON
+@dataclass
+class ClipSample:
+    """One clip (schema ``clip`` v1) in memory.
+
+    Arrays: ``frames``, ``nerf``, ``normals`` uint8 (N, H, W, 3) (ground truth, NeRF rendering,
+    SMPL normal map of each target frame); ``masks`` uint8 (N, H, W) 0/255; optional ``nerf_masks``
+    uint8 (N, H, W); ``reference`` uint8 (H, W, 3) and ``reference_mask`` uint8 (H, W).
+    ``cameras``: N camera dicts (as in :class:`SubjectSample`), ``reference_camera`` one dict.
+    ``smpl``: N SMPL dicts, ``reference_smpl`` one (keys as in :class:`SubjectSample`).
+    ``meta``: ``dataset``, ``subject_id``, ``mode`` (``"view"`` or ``"pose"``), ``reference_index``
+    (index of the reference among the source's views or frames), ``frame_indices`` (N,) source
+    index of each target frame, optional ``source`` and ``extra`` (e.g. the NeRF checkpoint).
+    Optional cached latents: ``target_latents`` float16 (N, 4, h, w) scaled, ``nerf_latents``
+    float16 (N, 4, h, w) unscaled, ``reference_latent`` float16 (4, h, w) unscaled,
+    ``image_embedding`` float16 (1, D). After :func:`decode_clip`, JSON arrays are float64 arrays.
+    """
+
+    frames: np.ndarray
+    nerf: np.ndarray
+    normals: np.ndarray
+    masks: np.ndarray
+    reference: np.ndarray
+    reference_mask: np.ndarray
+    cameras: list[dict[str, Any]]
+    reference_camera: dict[str, Any]
+    smpl: list[dict[str, Any]]
+    reference_smpl: dict[str, Any]
+    meta: dict[str, Any]
+    nerf_masks: np.ndarray | None = None
+    target_latents: np.ndarray | None = None
+    nerf_latents: np.ndarray | None = None
+    reference_latent: np.ndarray | None = None
+    image_embedding: np.ndarray | None = None
+
+    schema = CLIP_SCHEMA
+
+    @property
+    def key(self) -> str:
+        """Sample key: ``{dataset}__{subject}__{mode}{reference_index:03d}`` (see :func:`make_clip_key`),
+        or ``meta["clip_id"]`` appended instead of mode/index when the meta names one."""
+        meta = self.meta
+        label = meta.get("clip_id") or f"{meta.get('mode', '')}{int(meta.get('reference_index', 0)):03d}"
+        return make_clip_key(str(meta.get("dataset", "")), str(meta.get("subject_id", "")), str(label))
+
+    @property
+    def mode(self) -> str:
+        return str(self.meta["mode"])
+
+    @property
+    def n_frames(self) -> int:
+        return int(len(self.frames))
+
+    def fields(self) -> dict[str, Any]:
+        """Field values by schema field name."""
+        return {spec.name: getattr(self, spec.name) for spec in self.schema.fields}
+
+
+def make_clip_key(dataset: str, subject_id: str, label: str) -> str:
+    """A dot-free key ``{dataset}__{subject}__{label}`` for one clip of a subject (label e.g. ``view005``)."""
+    if not isinstance(label, str):
+        raise ValueError(f"label must be a string, got {type(label).__name__}")
+    cleaned = re.sub(r"_{2,}", "_", _KEY_PART.sub("-", label.strip()).strip("-"))
+    if not cleaned:
+        raise ValueError(f"label {label!r} has no usable characters for a key")
+    return f"{make_key(dataset, subject_id)}__{cleaned}"
+
+
+_SAMPLE_TYPES: dict[tuple[str, int], type] = {
+    (SUBJECT_SCHEMA.name, SUBJECT_SCHEMA.version): SubjectSample,
+    (CLIP_SCHEMA.name, CLIP_SCHEMA.version): ClipSample,
 }
 
 
-def encode(sample: SubjectSample) -> dict[str, bytes]:
+def _json_array_keys(schema: SampleSchema) -> dict[str, tuple[str, ...]]:
+    return {
+        spec.name: tuple(rule.key for rule in spec.json_keys if rule.kind is JsonKind.ARRAY)
+        for spec in schema.fields
+        if spec.encoding is Encoding.JSON
+    }
+
+
+def encode(sample: SubjectSample | ClipSample) -> dict[str, bytes]:
     """Tar members ``{suffix: bytes}`` of a sample (without ``__key__``); raises :class:`SchemaError`."""
     meta = sample.meta if isinstance(sample.meta, Mapping) else {}
     where = f"sample {meta.get('dataset', '?')}/{meta.get('subject_id', '?')}"
     return sample.schema.encode_fields(sample.fields(), where=where)
 
 
-def decode(members: Mapping[str, bytes], *, where: str = "") -> SubjectSample:
-    """A :class:`SubjectSample` from tar members; refuses unknown schema names/versions (naming ``where``)."""
+def decode_sample(members: Mapping[str, bytes], *, where: str = "") -> SubjectSample | ClipSample:
+    """The typed sample (:class:`SubjectSample` or :class:`ClipSample`) its ``schema.json`` names.
+
+    Refuses unknown schema names/versions with :class:`SchemaVersionError` naming ``where``.
+    """
     name, version = read_schema_tag(members, where=where)
     schema = schema_for(name, version, where=where)
-    if schema is not SUBJECT_SCHEMA:
-        raise SchemaVersionError(f"{where}: sample has schema {name!r} v{version}, not a subject sample")
     values = schema.decode_members(members, where=where)
-    for name_, keys in _JSON_ARRAY_KEYS.items():
+    for name_, keys in _json_array_keys(schema).items():
         value = values.get(name_)
         if value is None:
             continue
@@ -652,4 +797,20 @@ def decode(members: Mapping[str, bytes], *, where: str = "") -> SubjectSample:
             for key in keys:
                 if item.get(key) is not None:
                     item[key] = np.asarray(item[key], dtype=np.float64)
-    return SubjectSample(**values)
+    return _SAMPLE_TYPES[(schema.name, schema.version)](**values)
+
+
+def decode(members: Mapping[str, bytes], *, where: str = "") -> SubjectSample:
+    """A :class:`SubjectSample` from tar members; refuses other schemas and unknown versions (naming ``where``)."""
+    sample = decode_sample(members, where=where)
+    if not isinstance(sample, SubjectSample):
+        raise SchemaVersionError(f"{where}: sample has schema {sample.schema.name!r} v{sample.schema.version}, not a subject sample")
+    return sample
+
+
+def decode_clip(members: Mapping[str, bytes], *, where: str = "") -> ClipSample:
+    """A :class:`ClipSample` from tar members; refuses other schemas and unknown versions (naming ``where``)."""
+    sample = decode_sample(members, where=where)
+    if not isinstance(sample, ClipSample):
+        raise SchemaVersionError(f"{where}: sample has schema {sample.schema.name!r} v{sample.schema.version}, not a clip sample")
+    return sample

@@ -26,7 +26,7 @@ import webdataset
 
 from shards.manifest import TMP_SUFFIX, ShardEntry, clean_stale_tmp, load_manifest, record_shard, utc_now
 from shards.remote import filesystem, is_remote, join_url
-from shards.schema import SUBJECT_SCHEMA, SampleSchema, SchemaError, SubjectSample
+from shards.schema import SUBJECT_SCHEMA, ClipSample, SampleSchema, SchemaError, SubjectSample
 
 __all__ = ["ShardWriter", "tar_member_bytes", "validate_key"]
 
@@ -83,7 +83,10 @@ class ShardWriter:
             before a sample that would exceed it, so only a single sample larger than ``max_size``
             makes a bigger shard.
         clean_stale: remove ``{prefix}-*.tar.tmp`` files of a killed run on entry. Only one writer
-            may use a folder and prefix at a time.
+            may use a folder and prefix at a time; writers with different prefixes may share a
+            local folder (the manifest updates are locked).
+        manifest_extra: entries merged into the manifest's ``extra`` with every closed shard (what
+            produced the folder, e.g. ``{"nerf_checkpoint": ...}``); JSON values.
 
     Use as a context manager; :meth:`write` takes a :class:`SubjectSample` (or any object with
     ``schema``, ``key`` and ``fields()``) or a mapping of tar members ``{"__key__": key, suffix: bytes}``.
@@ -98,6 +101,7 @@ class ShardWriter:
         max_count: int = 1000,
         max_size: int = 1 << 30,
         clean_stale: bool = True,
+        manifest_extra: Mapping[str, Any] | None = None,
     ) -> None:
         if not isinstance(prefix, str) or not _KEY_PATTERN.fullmatch(prefix):
             raise ValueError(f"prefix must match [A-Za-z0-9_-]+, got {prefix!r}")
@@ -111,6 +115,8 @@ class ShardWriter:
         self.max_count = int(max_count)
         self.max_size = int(max_size)
         self.clean_stale = clean_stale
+        self.manifest_extra = dict(manifest_extra or {})
+        json.dumps(self.manifest_extra)  # fails early (TypeError) on values that are not JSON
         self._fs, self._root = filesystem(self.out_dir)
         self._next_index = 0
         self._known_keys: set[str] = set()
@@ -151,7 +157,7 @@ class ShardWriter:
             self._abort_shard()
 
     # ------------------------------------------------------------------ writing
-    def write(self, sample: SubjectSample | Mapping[str, Any]) -> str:
+    def write(self, sample: SubjectSample | ClipSample | Mapping[str, Any]) -> str:
         """Write one sample; returns its key. Raises :class:`SchemaError` / ValueError on bad samples."""
         if not self._entered:
             raise ValueError("ShardWriter.write must be called inside `with ShardWriter(...) as writer:`")
@@ -173,7 +179,7 @@ class ShardWriter:
         self._known_keys.add(key)
         return key
 
-    def _encode(self, sample: SubjectSample | Mapping[str, Any]) -> tuple[str, dict[str, bytes]]:
+    def _encode(self, sample: SubjectSample | ClipSample | Mapping[str, Any]) -> tuple[str, dict[str, bytes]]:
         if isinstance(sample, Mapping):
             if "__key__" not in sample:
                 raise ValueError("a raw sample mapping needs '__key__'")
@@ -247,7 +253,7 @@ class ShardWriter:
             datasets=dict(sorted(self._datasets.items())),
             created=utc_now(),
         )
-        record_shard(self.out_dir, entry, self.schema)
+        record_shard(self.out_dir, entry, self.schema, extra=self.manifest_extra)
         self.closed_shards.append(entry)
         logger.info("closed shard %s: %d samples, %d bytes", join_url(self.out_dir, name), entry.count, entry.size_bytes)
         self._reset_shard_state()

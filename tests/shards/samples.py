@@ -1,10 +1,10 @@
-"""Tiny subject samples for the shard tests (3 views of 16x16 unless asked otherwise)."""
+"""Tiny subject and clip samples for the shard tests (3 views or 4 frames of 16x16 unless asked otherwise)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from shards.schema import SubjectSample
+from shards.schema import ClipSample, SubjectSample
 
 
 def make_subject(
@@ -52,3 +52,50 @@ def make_subject(
         sample.keypoints = rng.random((n_views, 17, 3)).astype(np.float32)
     return sample
 
+
+
+def make_clip(
+    subject_id: str = "s0",
+    dataset: str = "thuman21",
+    *,
+    mode: str = "view",
+    reference_index: int = 0,
+    n_frames: int = 4,
+    size: int = 16,
+    seed: int = 0,
+    with_latents: bool = False,
+) -> ClipSample:
+    """A valid clip with random frames, NeRF renderings, normal maps, cameras and SMPL per frame."""
+    rng = np.random.default_rng(seed)
+    subject = make_subject(subject_id, dataset, n_views=n_frames, size=size, seed=seed)
+
+    def images(channels: int) -> np.ndarray:
+        shape = (n_frames, size, size, channels) if channels else (n_frames, size, size)
+        return rng.integers(0, 256, size=shape, dtype=np.uint8)
+
+    smpl = [dict(subject.smpl) for _ in range(n_frames)]
+    if mode == "pose":
+        for item in smpl:
+            item["body_pose"] = rng.normal(scale=0.2, size=(23, 3))
+    cameras = subject.cameras if mode == "view" else [subject.cameras[0]] * n_frames
+    clip = ClipSample(
+        frames=images(3),
+        nerf=images(3),
+        normals=images(3),
+        masks=(rng.random((n_frames, size, size)) > 0.5).astype(np.uint8) * 255,
+        reference=subject.views[0],
+        reference_mask=subject.masks[0],
+        cameras=list(cameras),
+        reference_camera=subject.cameras[0],
+        smpl=smpl,
+        reference_smpl=dict(subject.smpl),
+        meta={"dataset": dataset, "subject_id": subject_id, "mode": mode, "reference_index": reference_index,
+              "frame_indices": list(range(reference_index, reference_index + n_frames)), "extra": {}},
+    )
+    if with_latents:
+        latent = size // 8
+        clip.target_latents = rng.normal(size=(n_frames, 4, latent, latent)).astype(np.float16)
+        clip.nerf_latents = rng.normal(size=(n_frames, 4, latent, latent)).astype(np.float16)
+        clip.reference_latent = rng.normal(size=(4, latent, latent)).astype(np.float16)
+        clip.image_embedding = rng.normal(size=(1, 8)).astype(np.float16)
+    return clip

@@ -126,3 +126,47 @@ def test_write_contact_sheets_one_png_per_sample(shard_folder, tmp_path):
     with Image.open(paths[1]) as with_normals, Image.open(paths[0]) as without:
         assert with_normals.height > without.height  # the normal-map row is drawn only when present
     assert len(write_contact_sheets(shard_folder, tmp_path / "two", limit=2)) == 2
+
+
+def test_inspect_clips_reports_modes_maker_and_show_draws_the_strip(tmp_path: Path, capsys):
+    from shards.schema import CLIP_SCHEMA
+    from tests.shards.samples import make_clip
+
+    folder = tmp_path / "clips"
+    with ShardWriter(folder, "clips", schema=CLIP_SCHEMA, manifest_extra={"nerf_checkpoint": "runs/nerf/step-100"}) as writer:
+        for index, mode in enumerate(["view", "view", "pose"]):
+            writer.write(make_clip(f"s{index}", mode=mode, seed=index))
+    assert main(["inspect", str(folder)]) == 0
+    text = capsys.readouterr().out
+    assert "schema:   clip v1" in text
+    assert "modes:    pose=1, view=2" in text
+    assert "made by:  nerf_checkpoint=runs/nerf/step-100" in text
+    assert main(["verify", str(folder)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "strip.png"
+    assert main(["show", str(folder), "thuman21__s2__pose000", "--out", str(out), "--tile", "16"]) == 0
+    strip = np.asarray(Image.open(out))
+    # rows: frames, nerf, normals, masks, reference, reference_mask (+ title)
+    assert strip.shape[0] >= 6 * 16 and strip.shape[1] >= 4 * 16
+
+
+def test_inspect_prints_quality_distribution_and_names_outliers(tmp_path: Path, capsys):
+    folder = tmp_path / "subjects"
+    with ShardWriter(folder, "subjects") as writer:
+        for index in range(9):
+            sample = make_subject(f"s{index}", seed=index)
+            coverage = 0.0017 if index == 4 else 0.12 + 0.002 * index
+            sample.meta["extra"] = {"quality": {"mask_coverage_min": coverage, "height_m": 1.6 + 0.02 * index},
+                                    "gates": {"status": "ok"}}
+            writer.write(sample)
+    assert main(["inspect", str(folder)]) == 0
+    text = capsys.readouterr().out
+    assert "mask_coverage_min" in text and "height_m" in text
+    assert "outlier:  thuman21__s4: mask_coverage_min = 0.0017" in text
+    assert text.count("outlier:") == 1
+    assert "gates:    ok=9" in text
+    assert main(["inspect", "--json", str(folder)]) == 0
+    report = json.loads(capsys.readouterr().out)[0]
+    assert report["quality"]["height_m"]["n"] == 9 and report["quality"]["height_m"]["outliers"] == []
+    assert main(["inspect", "--no-samples", str(folder)]) == 0
+    assert "quality:" not in capsys.readouterr().out

@@ -100,7 +100,7 @@ def test_decode_refuses_unknown_version_and_names_where():
     with pytest.raises(SchemaError, match="has no schema.json"):
         decode(members, where="x")
     with pytest.raises(SchemaVersionError, match="not known"):
-        schema_for("clip", 1)
+        schema_for("clip", 2)
 
 
 def test_decode_refuses_pickles_unknown_members_and_gaps():

@@ -167,3 +167,37 @@ def test_remote_folder_through_fsspec(tmp_path):
     assert keys == ["thuman21__s0", "2k2k__s1", "thuman21__s2"]
     assert len(resolve_shard_urls(f"{folder}/*.tar")) == 2
     assert main(["verify", folder]) == 0
+
+
+def _write_clips(folder: str, prefix: str, start: int) -> None:
+    from shards.schema import CLIP_SCHEMA
+    from tests.shards.samples import make_clip
+
+    with ShardWriter(folder, prefix, schema=CLIP_SCHEMA, max_count=1, manifest_extra={"nerf_checkpoint": "ckpt-a"}) as writer:
+        for index in range(start, start + 6):
+            writer.write(make_clip(f"s{index}", seed=index, n_frames=2, size=8))
+
+
+def test_writers_in_several_processes_share_one_manifest(tmp_path: Path):
+    """Ranks of a distributed bake write disjoint prefixes into one folder: no manifest update is lost."""
+    import multiprocessing
+
+    from shards.manifest import load_manifest
+
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_write_clips, args=(str(tmp_path), f"clips-r{rank}", 10 * rank)) for rank in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+        assert worker.exitcode == 0
+    manifest = load_manifest(tmp_path)
+    assert len(manifest.shards) == 12 and manifest.total_samples == 12
+    assert sorted(entry.file for entry in manifest.shards) == sorted(path.name for path in tmp_path.glob("*.tar"))
+    assert manifest.extra == {"nerf_checkpoint": "ckpt-a"}
+    assert manifest.schema_name == "clip"
+
+
+def test_manifest_extra_must_be_json(tmp_path: Path):
+    with pytest.raises(TypeError):
+        ShardWriter(tmp_path, "subjects", manifest_extra={"checkpoint": object()})
