@@ -5,6 +5,8 @@ export GAS_CACHE_DIR ?= $(CURDIR)/.cache
 export PYOPENGL_PLATFORM ?= osmesa
 export PREFECT_HOME ?= $(CURDIR)/.cache/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+# Prefect's ephemeral API must come up within this time; 20 s (its default) is too short on a loaded machine.
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 export PREFECT_LOGGING_LEVEL ?= WARNING
 export YOLO_CONFIG_DIR ?= $(CURDIR)/.cache/ultralytics
 DEMO_OUT ?= out/demo

@@ -11,6 +11,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
 os.environ.setdefault("GAS_CACHE_DIR", str(REPO_ROOT / ".cache"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")  # loaded CI machines start slowly
 os.environ.setdefault("YOLO_CONFIG_DIR", str(REPO_ROOT / ".cache" / "ultralytics"))
 
 import pytest  # noqa: E402
