@@ -1,0 +1,66 @@
+"""Loading any stage's config dataclass: a preset, then a YAML file, then ``KEY=VALUE`` overrides.
+
+Every stage has one frozen dataclass with ``tiny()`` and ``paper()`` presets (for example
+:class:`pipelines.preprocess.PreprocessConfig`, :class:`pipelines.bake_nerf.BakeConfig`).
+:func:`load_config` builds one the same way for all of them; field assignment (``orbit.width`` into
+nested dataclasses, YAML-parsed values, lists to tuples) is :func:`pipelines.preprocess._override`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from pipelines.preprocess import _override
+
+__all__ = ["PRESETS", "load_config", "yaml_assignments"]
+
+#: Preset names every stage config provides as classmethods.
+PRESETS = ("tiny", "paper")
+
+ConfigT = TypeVar("ConfigT")
+
+
+def yaml_assignments(path: Path) -> list[tuple[str, str]]:
+    """``(dotted.key, yaml_value)`` pairs of a YAML file of nested config fields, in file order."""
+    document = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: expected a mapping of config fields")
+    assignments: list[tuple[str, str]] = []
+
+    def flatten(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, sub in value.items():
+                flatten(f"{prefix}.{key}" if prefix else str(key), sub)
+        else:
+            text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+            assignments.append((prefix, text))
+
+    flatten("", document)
+    return assignments
+
+
+def load_config(config_class: type[ConfigT], path: Path | str | None = None, *, preset: str = "paper",
+                overrides: list[str] | tuple[str, ...] = ()) -> ConfigT:
+    """Build a ``config_class``: its ``preset`` (``"tiny"`` or ``"paper"``), then the YAML file's fields
+    (nested mappings), then ``KEY=VALUE`` overrides (``clip.width=256``).
+
+    Raises ValueError naming the bad preset, override or field.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
+    factory = getattr(config_class, preset, None)
+    if factory is None:
+        raise ValueError(f"config_class {config_class.__name__} has no {preset}() preset")
+    config = factory()
+    assignments = yaml_assignments(Path(path)) if path is not None else []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"override must look like KEY=VALUE, got {item!r}")
+        assignments.append((key.strip(), value))
+    for key, value in assignments:
+        config = _override(config, key, value)
+    return config
