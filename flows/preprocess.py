@@ -13,7 +13,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
-from prefect.states import Failed
+from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipelines.datasets.common import ScanReadError, SubjectRef
@@ -40,8 +40,9 @@ def _retry_unless_bad_input(task, task_run, state) -> bool:
 
 @task(name="preprocess-subject", retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_unless_bad_input,
       task_run_name="{ref.dataset}/{ref.subject_id}")
-def preprocess_subject_task(ref: SubjectRef, config: PreprocessConfig, staging_dir: Path) -> SubjectReport:
-    return preprocess_subject(ref, config, staging_dir)
+def preprocess_subject_task(ref: SubjectRef, config: PreprocessConfig, staging_dir: Path,
+                            rejected_dir: Path | None = None) -> SubjectReport:
+    return preprocess_subject(ref, config, staging_dir, rejected_dir)
 
 
 @task(name="pack-shards")
@@ -60,20 +61,24 @@ def preprocess(
     """Preprocess every subject of ``dataset`` found under ``raw_root`` into shards in ``out_dir``.
 
     Subjects already listed in ``out_dir``'s manifest are skipped, so a re-run only does what is
-    missing. Bad subjects are reported (file and reason) and the others complete; the run ends
-    Failed when any subject failed, after the good ones are written.
+    missing. Bad subjects are reported failed (file and reason) and the others complete; the run ends
+    Failed when any subject failed, after the good ones are written. Subjects outside the quality
+    gates (``config.gates``) are reported rejected (gate and value), kept in ``out_dir/_rejected`` and
+    not packed; the run still completes. The table artifact lists every subject's status, error,
+    timings and quality values.
     """
     logger = get_run_logger()
-    plan = plan_subjects(dataset, Path(raw_root), Path(out_dir), limit=limit)
-    logger.info("%s: %d subjects found, %d already done, %d to process",
-                dataset, plan.total, len(plan.done), len(plan.todo))
+    plan = plan_subjects(dataset, Path(raw_root), Path(out_dir), limit=limit, gates=config.gates)
+    logger.info("%s: %d subjects found, %d already done, %d rejected earlier, %d to process",
+                dataset, plan.total, len(plan.done), len(plan.rejected), len(plan.todo))
 
     runner = ThreadPoolTaskRunner(max_workers=max(1, config.workers))
     reports: list[SubjectReport] = []
     progress = create_progress_artifact(progress=0.0, description=f"preprocess {dataset}: subjects done (%)")
     with runner:
         futures = [runner.submit(preprocess_subject_task, parameters={
-            "ref": ref, "config": config, "staging_dir": plan.staging_dir}) for ref in plan.todo]
+            "ref": ref, "config": config, "staging_dir": plan.staging_dir, "rejected_dir": plan.rejected_dir})
+            for ref in plan.todo]
         for ref, future in zip(plan.todo, futures):
             future.wait()
             state = future.state
@@ -84,18 +89,34 @@ def preprocess(
             update_progress_artifact(progress, progress=100.0 * len(reports) / len(plan.todo))
 
     pack = pack_task(plan.staging_dir, Path(out_dir), config)
-    rows = [report.as_row() for report in reports]
+    reports.extend(plan.rejected)  # rejected by an earlier run and still outside the gates
+    rows = _table([report.as_row() for report in reports])
     create_table_artifact(key=f"preprocess-{_artifact_key(dataset)}", table=rows or [{"subject": "-", "status": "nothing to do"}],
                           description=f"preprocess {dataset}: {pack.summary()}")
-    failed = [report for report in reports if report.status != "ok"]
+    failed = [report for report in reports if report.status == "failed"]
+    rejected = [report for report in reports if report.status == "rejected"]
+    for report in rejected:
+        logger.warning("%s rejected: %s", report.subject_id, report.error)
     summary = {"dataset": dataset, "found": plan.total, "skipped": len(plan.done),
-               "processed": len(reports) - len(failed), "failed": [r.as_row() for r in failed],
-               "reports": rows,
+               "processed": sum(report.status == "ok" for report in reports), "failed": [r.as_row() for r in failed],
+               "rejected": [r.as_row() for r in rejected], "reports": rows,
                "shards": pack.shards, "samples_written": pack.samples_written}
+    rejected_note = (f"; {len(rejected)} rejected by quality gates: "
+                     + ", ".join(f"{r.subject_id} ({r.rejected_by})" for r in rejected)) if rejected else ""
     if failed:
         names = ", ".join(f"{r.subject_id} ({r.error})" for r in failed)
-        return Failed(message=f"{len(failed)} of {len(reports)} subjects failed: {names}", data=summary)
+        return Failed(message=f"{len(failed)} of {len(reports)} subjects failed: {names}{rejected_note}", data=summary)
+    if rejected:
+        return Completed(message=f"{pack.summary()}{rejected_note}", data=summary)
     return summary
+
+
+def _table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with one shared set of columns (failed subjects have no quality values)."""
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    return [{column: row.get(column, "") for column in columns} for row in rows]
 
 
 def _failure_reason(state) -> str:

@@ -4,39 +4,51 @@ Steps (each a plain function, wired into Prefect by :mod:`flows.preprocess`):
 
 1. :func:`plan_subjects` finds the subjects under a raw dataset root and drops those already done
    (listed in the output manifest, or staged by an earlier run that stopped before packing);
-2. :func:`preprocess_subject` reads one scan, renders ``config.orbit`` views (RGB + mask), gets
-   2D keypoints per view, fits the body model and **stages** the encoded sample in
-   ``<out_dir>/_staging/<key>/`` (written under a temporary name, then renamed: a staged folder is
-   always complete);
+2. :func:`preprocess_subject` reads one scan (damaged files are refused with a
+   :class:`~pipelines.datasets.common.ScanReadError`), renders ``config.orbit`` views (RGB + mask),
+   gets 2D keypoints per view, fits the body model, measures the subject's quality
+   (:mod:`pipelines.quality`) and judges it by ``config.gates``. A subject that passes is **staged**
+   in ``<out_dir>/_staging/<key>/``; one that fails a gate is *rejected*: its complete sample goes to
+   ``<out_dir>/_rejected/<key>/`` instead and is not packed (both folders are written under a
+   temporary name, then renamed: they are always complete);
 3. :func:`pack_staged_subjects` packs staged samples into size/count-limited shards with
    :class:`shards.writer.ShardWriter` (atomic shards + manifest) and removes what it packed.
 
-A run killed at any point leaves no partial shard; the next run re-does only what is missing.
+The quality values and the gate outcome go into each sample's ``meta.json``
+(``meta["extra"]["quality"]``, ``meta["extra"]["gates"]``). Rejected samples are judged again by the
+next run's gates (without recomputing them) and move to staging when they pass or are accepted
+(``gates.accept_subjects``, ``gates.enforce=false``); a rejected subject whose raw files changed since
+is processed again. A run killed at any point leaves no partial shard; the next run re-does only what
+is missing.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass, fields, is_dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import torch
 import yaml
 
 from gas_core.body.fit.fitter import FitConfig, fit_smpl_multiview
 from gas_core.body.fit.keypoints import ProjectedKeypoints, UltralyticsPoseDetector
-from gas_core.body.smpl import BodyModel
+from gas_core.body.smpl import BodyModel, SMPLParams
 from gas_core.cameras import OrbitSpec
-from gas_core.fileio import atomic_directory
+from gas_core.fileio import atomic_directory, atomic_write_bytes
 from gas_core.render.normals import NormalMapRenderer
 from gas_core.render.scan import ScanRenderer, render_orbit
 from pipelines.datasets.common import ScanReadError, SubjectRef
 from pipelines.datasets.layouts import dataset_layout, read_groundtruth
+from pipelines.quality import QualityGates, QualityValues, evaluate_gates, measure_quality
 from shards.manifest import clean_stale_tmp, existing_keys
 from shards.schema import SubjectSample, encode, make_key
 from shards.writer import ShardWriter
@@ -53,11 +65,14 @@ __all__ = [
     "preprocess_subject",
     "pack_staged_subjects",
     "STAGING_DIRNAME",
+    "REJECTED_DIRNAME",
 ]
 
 logger = logging.getLogger(__name__)
 
 STAGING_DIRNAME = "_staging"
+#: Folder under the output holding the complete samples of subjects rejected by the quality gates.
+REJECTED_DIRNAME = "_rejected"
 
 
 # --------------------------------------------------------------------------------------- config
@@ -91,7 +106,8 @@ class PreprocessConfig:
 
     ``target_height``: rescale each scan to this height in metres (None keeps metric scale).
     ``body_model_path``: folder with ``SMPL_NEUTRAL.pkl`` (None: ``$GAS_BODY_MODEL_PATH`` or the
-    open body model). ``workers``: subjects processed concurrently by the flow.
+    open body model). ``workers``: subjects processed concurrently by the flow. ``gates``: the
+    quality bounds a subject must meet to be packed (:class:`pipelines.quality.QualityGates`).
     """
 
     orbit: OrbitSpec = OrbitSpec()
@@ -99,6 +115,7 @@ class PreprocessConfig:
     keypoints: KeypointConfig = KeypointConfig()
     fit: FitConfig = FitConfig()
     shards: ShardConfig = ShardConfig()
+    gates: QualityGates = QualityGates()
     body_model_path: str | None = None
     workers: int = 1
 
@@ -110,7 +127,8 @@ class PreprocessConfig:
     @classmethod
     def tiny(cls) -> "PreprocessConfig":
         """A CPU preset for tests and demos: 8 views at 256x256, short fits."""
-        return cls(orbit=OrbitSpec(num_views=8, width=256, height=256), fit=FitConfig(keypoint_iterations=120, surface_iterations=30))
+        return cls(orbit=OrbitSpec(num_views=8, width=256, height=256), fit=FitConfig(keypoint_iterations=120, surface_iterations=30),
+                   gates=QualityGates.tiny())
 
 
 def _override(config: Any, dotted: str, raw_value: str) -> Any:
@@ -163,22 +181,31 @@ def load_preprocess_config(path: Path | None = None, *, preset: Literal["tiny", 
 # --------------------------------------------------------------------------------------- plan
 @dataclass(frozen=True)
 class SubjectPlan:
-    """What a run will do: subjects found, those already done (manifest or staged), those to process."""
+    """What a run will do: subjects found, those already done (manifest or staged), those rejected by an
+    earlier run and still outside the gates (``rejected``: their reports), those to process."""
 
     total: int
     done: tuple[SubjectRef, ...]
     todo: tuple[SubjectRef, ...]
     staging_dir: Path
+    rejected: tuple["SubjectReport", ...] = ()
+    rejected_dir: Path | None = None
 
 
-def plan_subjects(dataset: str, raw_root: Path, out_dir: Path, *, limit: int | None = None) -> SubjectPlan:
-    """Discover ``dataset``'s subjects under ``raw_root`` and split them into done / to do.
+def plan_subjects(dataset: str, raw_root: Path, out_dir: Path, *, limit: int | None = None,
+                  gates: QualityGates | None = None) -> SubjectPlan:
+    """Discover ``dataset``'s subjects under ``raw_root`` and split them into done / rejected / to do.
 
     A subject is done when its key is in ``out_dir``'s manifest or a complete staged folder exists.
+    A subject rejected by an earlier run (``<out_dir>/_rejected/<key>/``) is judged again by ``gates``
+    (default :class:`QualityGates`) from the quality values in its ``meta.json``: accepted now, it is
+    moved to staging (done); still outside the gates, it is reported rejected without being
+    processed again; if its raw files changed after it was rejected, it is processed again.
     ``limit`` caps the number of subjects considered (in discovery order).
     """
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
+    gates = QualityGates() if gates is None else gates
     layout = dataset_layout(dataset)
     refs = layout.discover(Path(raw_root))
     if limit is not None:
@@ -186,17 +213,74 @@ def plan_subjects(dataset: str, raw_root: Path, out_dir: Path, *, limit: int | N
     out_dir = Path(out_dir)
     staging_dir = out_dir / STAGING_DIRNAME
     staging_dir.mkdir(parents=True, exist_ok=True)
+    rejected_dir = out_dir / REJECTED_DIRNAME
     done_keys = existing_keys(out_dir) if (out_dir / "manifest.json").exists() else set()
     done_keys |= {path.name for path in staging_dir.iterdir() if path.is_dir() and not path.name.endswith(".tmp")}
-    done = tuple(ref for ref in refs if make_key(ref.dataset, ref.subject_id) in done_keys)
-    todo = tuple(ref for ref in refs if make_key(ref.dataset, ref.subject_id) not in done_keys)
-    return SubjectPlan(total=len(refs), done=done, todo=todo, staging_dir=staging_dir)
+    done, todo, rejected = [], [], []
+    for ref in refs:
+        key = make_key(ref.dataset, ref.subject_id)
+        if key in done_keys:
+            done.append(ref)
+            continue
+        report = _review_rejected(ref, rejected_dir / key, staging_dir, gates)
+        if report is None:
+            todo.append(ref)
+        elif report.status == "rejected":
+            rejected.append(report)
+        else:
+            done.append(ref)
+    return SubjectPlan(total=len(refs), done=tuple(done), todo=tuple(todo), staging_dir=staging_dir,
+                       rejected=tuple(rejected), rejected_dir=rejected_dir)
+
+
+def _review_rejected(ref: SubjectRef, folder: Path, staging_dir: Path, gates: QualityGates) -> "SubjectReport | None":
+    """Judge a subject rejected earlier by ``gates`` again.
+
+    Returns None when there is nothing usable to review (no folder, unreadable meta, or raw files newer
+    than the rejection: process the subject again); a "rejected" report when it still fails; an "ok"
+    report after moving it to staging when it is accepted now.
+    """
+    meta_path = folder / "meta.json"
+    if not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        quality = QualityValues.from_dict(meta["extra"]["quality"])
+        sources = [Path(path) for path in meta.get("source", [])]
+    except (OSError, ValueError, KeyError, TypeError):
+        logger.warning("%s: unreadable rejected sample, processing the subject again", folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    rejected_at = meta_path.stat().st_mtime
+    if any(not path.is_file() or path.stat().st_mtime > rejected_at for path in sources):
+        logger.info("%s: raw files changed since it was rejected, processing it again", ref.subject_id)
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    outcome = evaluate_gates(quality, gates, ref.subject_id)
+    if not outcome.accepted:
+        return SubjectReport(dataset=ref.dataset, subject_id=ref.subject_id, status="rejected",
+                             error=f"rejected by quality gates: {outcome.describe()}",
+                             rejected_by=",".join(outcome.failed), quality=quality.as_dict())
+    meta["extra"]["gates"] = outcome.as_dict()
+    atomic_write_bytes(folder / "meta.json", json.dumps(meta).encode("utf-8"))
+    target = staging_dir / folder.name
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(folder, target)
+    logger.info("%s: accepted now (%s), staged for packing", ref.subject_id, outcome.accepted_because or "passes the gates")
+    return SubjectReport(dataset=ref.dataset, subject_id=ref.subject_id, status="ok", quality=quality.as_dict())
 
 
 # --------------------------------------------------------------------------------------- one subject
 @dataclass(frozen=True)
 class SubjectReport:
-    """Outcome of one subject: ``status`` "ok" or "failed", timings in seconds, fit quality."""
+    """Outcome of one subject.
+
+    ``status``: "ok" (staged for packing), "failed" (bad input or an error: ``error`` names the file
+    and the reason) or "rejected" (read and fitted, but outside the quality gates: ``rejected_by``
+    lists the failed quality keys, ``error`` the values and bounds). Timings in seconds; ``quality``
+    holds the measured :class:`pipelines.quality.QualityValues` (None where not measured).
+    """
 
     dataset: str
     subject_id: str
@@ -207,16 +291,25 @@ class SubjectReport:
     write_s: float = 0.0
     keypoint_error_px: float = float("nan")
     joint_error_cm: float = float("nan")  # against ground-truth joints, when the dataset has them
+    rejected_by: str = ""
+    quality: dict[str, float | None] = field(default_factory=dict)
 
     @classmethod
     def failed(cls, ref: SubjectRef, error: str) -> "SubjectReport":
         return cls(dataset=ref.dataset, subject_id=ref.subject_id, status="failed", error=error)
 
     def as_row(self) -> dict[str, Any]:
-        """A flat dict for tables and artifacts (NaN shown as empty)."""
+        """A flat dict for tables and artifacts: the fields, then one column per quality value (NaN and
+        unmeasured values shown as empty)."""
         row = asdict(self)
-        return {key: ("" if isinstance(value, float) and np.isnan(value) else
-                      round(value, 3) if isinstance(value, float) else value) for key, value in row.items()}
+        row.update(row.pop("quality"))
+
+        def shown(value: Any) -> Any:
+            if value is None or (isinstance(value, float) and np.isnan(value)):
+                return ""
+            return round(value, 4) if isinstance(value, float) else value
+
+        return {key: shown(value) for key, value in row.items()}
 
 
 _thread_state = threading.local()
@@ -250,11 +343,14 @@ def _keypoint_source(config: KeypointConfig, groundtruth: dict[str, Any] | None,
     return ProjectedKeypoints(points, noise_px=config.noise_px, drop_prob=config.drop_prob, seed=config.seed)
 
 
-def preprocess_subject(ref: SubjectRef, config: PreprocessConfig, staging_dir: Path) -> SubjectReport:
-    """Render, fit and stage one subject; returns its report.
+def preprocess_subject(ref: SubjectRef, config: PreprocessConfig, staging_dir: Path,
+                       rejected_dir: Path | None = None) -> SubjectReport:
+    """Render, fit, measure and judge one subject; stage it (passed) or keep it aside (rejected).
 
-    Raises :class:`ScanReadError` (bad input: names the file and the fix) or any other error for
-    unexpected failures; nothing is staged unless everything succeeded.
+    ``rejected_dir``: where the samples of rejected subjects go (default: ``_rejected`` beside
+    ``staging_dir``). Returns the report: status "ok" (staged) or "rejected" (naming the failed gates
+    and their values). Raises :class:`ScanReadError` (bad input: names the file and the reason) or any
+    other error for unexpected failures; nothing is written unless everything succeeded.
     """
     layout = dataset_layout(ref.dataset)
     scan = layout.read(ref)
@@ -276,6 +372,8 @@ def preprocess_subject(ref: SubjectRef, config: PreprocessConfig, staging_dir: P
     normal_renderer = _thread_renderer(NormalMapRenderer, config.orbit.width, config.orbit.height)
     normals = normal_renderer.render_views(np.asarray(fit.vertices), np.asarray(body.faces), orbit.cameras)
     render_s += time.perf_counter() - start
+    quality = _measure(orbit, normals, fit, body, scan_vertices, np.asarray(scan.mesh.faces), config)
+    outcome = evaluate_gates(quality, config.gates, ref.subject_id)
     joint_error_cm = float("nan")
     if groundtruth is not None and "joints24" in groundtruth:
         truth = orbit.normalization.apply(np.asarray(groundtruth["joints24"], dtype=np.float64))
@@ -296,15 +394,47 @@ def preprocess_subject(ref: SubjectRef, config: PreprocessConfig, staging_dir: P
         meta={"dataset": ref.dataset, "subject_id": ref.subject_id,
               "source": [str(path) for path in scan.source_paths],
               "extra": {"keypoint_error_px": float(fit.keypoint_error_px),
-                        "joint_error_cm": None if np.isnan(joint_error_cm) else joint_error_cm}},
+                        "joint_error_cm": None if np.isnan(joint_error_cm) else joint_error_cm,
+                        "quality": quality.as_dict(), "gates": outcome.as_dict()}},
         normals=normals,
         keypoints=np.asarray(keypoints2d, dtype=np.float32),
     )
-    _stage_members(Path(staging_dir), sample.key, encode(sample))
+    rejected_dir = Path(staging_dir).parent / REJECTED_DIRNAME if rejected_dir is None else Path(rejected_dir)
+    target_dir = Path(staging_dir) if outcome.accepted else rejected_dir
+    _stage_members(target_dir, sample.key, encode(sample))
+    if outcome.accepted:
+        shutil.rmtree(rejected_dir / sample.key, ignore_errors=True)  # an earlier rejection, now superseded
     write_s = time.perf_counter() - start
-    return SubjectReport(dataset=ref.dataset, subject_id=ref.subject_id, status="ok", render_s=render_s,
-                         fit_s=fit_s, write_s=write_s, keypoint_error_px=float(fit.keypoint_error_px),
-                         joint_error_cm=joint_error_cm)
+    if outcome.failed:
+        logger.warning("%s/%s outside the quality gates: %s%s", ref.dataset, ref.subject_id, outcome.describe(),
+                       f" (packed: {outcome.accepted_because})" if outcome.accepted else "")
+    return SubjectReport(dataset=ref.dataset, subject_id=ref.subject_id,
+                         status="ok" if outcome.accepted else "rejected",
+                         error="" if outcome.accepted else f"rejected by quality gates: {outcome.describe()}",
+                         render_s=render_s, fit_s=fit_s, write_s=write_s,
+                         keypoint_error_px=float(fit.keypoint_error_px), joint_error_cm=joint_error_cm,
+                         rejected_by=",".join(outcome.failed), quality=quality.as_dict())
+
+
+def _measure(orbit, normals: np.ndarray, fit, body: BodyModel, scan_vertices: np.ndarray, scan_faces: np.ndarray,
+             config: PreprocessConfig) -> QualityValues:
+    """The subject's quality values: scan masks against the fitted body's silhouettes (its normal maps are
+    black outside the body), the fit's residuals and its rest-pose height."""
+    params = fit.params
+    rest = SMPLParams(betas=params.betas, body_pose=torch.zeros_like(params.body_pose),
+                      global_orient=torch.zeros_like(params.global_orient), transl=torch.zeros_like(params.transl),
+                      scale=params.scale)
+    with torch.no_grad():
+        rest_vertices = body(rest).vertices[0].double().cpu().numpy()
+    return measure_quality(
+        scan_masks=np.stack([view.mask for view in orbit.views]),
+        body_masks=np.asarray(normals).max(axis=-1) > 0,
+        reprojection_px=float(fit.keypoint_error_px),
+        scan_vertices=scan_vertices, scan_faces=scan_faces,
+        body_vertices=np.asarray(fit.vertices), body_faces=np.asarray(body.faces),
+        rest_body_vertices=rest_vertices, betas=params.betas.detach().cpu().numpy(),
+        seed=config.fit.seed,
+    )
 
 
 def _stage_members(staging_dir: Path, key: str, members: dict[str, bytes]) -> Path:

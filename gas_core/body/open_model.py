@@ -17,13 +17,21 @@ How each part of the file is made
   age 0.5 is about 18 years, see :data:`ADULT_PHENOTYPE_RANGES`).
 * **Skinning** ``weights`` (V, 24): Anny's per-bone vertex weights summed onto SMPL's 24 joints through
   :func:`gas_core.body.joints.anny_bone_to_smpl_joint`; rows sum to 1.
-* **Shape** ``shapedirs`` (V, 3, 10): principal directions of T-posed adult Anny bodies sampled over the
+* **Shape** ``shapedirs`` (V, 3, 10): principal directions of T-posed Anny bodies sampled over the
   phenotype space, taken about the template (not about the sample mean), each scaled by the RMS of
-  its coefficient so that the sampled bodies have betas of unit second moment (betas ~ N(0, 1)).
-* **Joint regressor** ``J_regressor`` (24, V): for each SMPL joint, sparse non-negative vertex weights
-  summing to 1 over the vertices nearest to the joint, fitted by least squares across the sampled
-  bodies so that the regressed joint follows Anny's joint (the mean of the joint's ``anchors`` bone
-  heads in :data:`gas_core.body.joints.ANNY_JOINT_TABLE`) as the shape changes.
+  its coefficient so that the sampled bodies have betas of unit second moment (betas ~ N(0, 1)). The
+  samples are adults over the whole of Anny's ranges (:data:`ADULT_PHENOTYPE_RANGES`) plus **edge
+  bodies** (:data:`EDGE_PHENOTYPE_REGIONS`: children, very short and very tall adults, extreme
+  proportions), so the shape space and the joints follow leg and trunk proportions there too.
+* **Joint regressor** ``J_regressor`` (24, V): for each SMPL joint, vertex weights summing to 1 over the
+  vertices nearest to the joint (among those skinned to it, its parent or children), fitted by
+  Tikhonov-regularised least squares across the sampled bodies so that the regressed joint follows
+  Anny's joint (the mean of the joint's ``anchors`` bone heads in
+  :data:`gas_core.body.joints.ANNY_JOINT_TABLE`) as the shape changes. The weights are signed: Anny's
+  knee bone slides along the leg relative to the skin as stature and proportions change (by up to
+  5 cm at the edges of the phenotype space), which no convex combination of nearby vertices follows,
+  while a signed one does (errors of a few millimetres). Rows stay affine (sum 1), so joints follow
+  any rigid motion and scale of the mesh.
 * **Pose correctives** ``posedirs`` (V, 3, 207): **all zeros**. The model is plain linear blend
   skinning; Anny has no pose-dependent blend shapes to carry over.
 * ``kintree_table`` (2, 24): SMPL's tree (:data:`gas_core.body.joints.SMPL_PARENTS`).
@@ -45,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.optimize import nnls
+import scipy.linalg
 from tqdm import tqdm
 
 from gas_core.body.anny_model import ANNY_TO_SMPL_ROTATION, PHENOTYPE_NAMES, load_anny
@@ -68,6 +76,9 @@ __all__ = [
     "NUM_POSE_BLEND_FEATURES",
     "TEMPLATE_PHENOTYPE",
     "ADULT_PHENOTYPE_RANGES",
+    "PhenotypeRegion",
+    "EDGE_PHENOTYPE_REGIONS",
+    "sample_edge_phenotypes",
     "TPosedAnny",
     "anny_t_pose_parameters",
     "t_posed_anny",
@@ -85,7 +96,7 @@ logger = logging.getLogger(__name__)
 OPEN_BODY_MODEL_LABEL = "open body model (Anny-derived), not SMPL"
 
 #: Bumped whenever the builder changes what it writes; :func:`ensure_open_body_model` rebuilds older files.
-OPEN_MODEL_FORMAT_VERSION = 1
+OPEN_MODEL_FORMAT_VERSION = 2  # 2: edge bodies in the shape space, signed joint regressor
 
 SMPL_MODEL_FILENAME = "SMPL_NEUTRAL.pkl"
 METADATA_FILENAME = "open_body_model.json"
@@ -96,19 +107,52 @@ NUM_POSE_BLEND_FEATURES = 207
 #: Phenotype of the template (zero betas), in :data:`PHENOTYPE_NAMES` order: Anny's neutral body.
 TEMPLATE_PHENOTYPE: tuple[float, ...] = (0.5,) * len(PHENOTYPE_NAMES)
 
-#: Ranges the shape space is sampled from (uniformly). Anny's age interpolates between anchors at
-#: -1/3 (newborn), 0 (baby, ~1 year), 1/3 (child, ~11 years), 2/3 (young adult, ~25 years) and
-#: 1 (old, ~90 years), so 0.5 is about 18 years: adults are age in [0.5, 1]. Height's extremes
-#: (about 1.1 m and 2.1 m at the neutral phenotype) are trimmed: there Anny's knee bone slides far
-#: from the anatomical knee, which no vertex-based regressor can follow.
+#: Ranges adult bodies of the shape space are sampled from (uniformly). Anny's age interpolates
+#: between anchors at -1/3 (newborn), 0 (baby, ~1 year), 1/3 (child, ~11 years), 2/3 (young adult,
+#: ~25 years) and 1 (old, ~90 years), so 0.5 is about 18 years: adults are age in [0.5, 1]. Every
+#: other phenotype covers Anny's whole range (height 0 to 1 is about 1.0 to 2.3 m).
 ADULT_PHENOTYPE_RANGES: dict[str, tuple[float, float]] = {
     "gender": (0.0, 1.0),
     "age": (0.5, 1.0),
     "muscle": (0.0, 1.0),
     "weight": (0.0, 1.0),
-    "height": (0.1, 0.9),
+    "height": (0.0, 1.0),
     "proportions": (0.0, 1.0),
 }
+
+
+@dataclasses.dataclass(frozen=True)
+class PhenotypeRegion:
+    """A corner of the phenotype space: :data:`ADULT_PHENOTYPE_RANGES` with some ranges replaced.
+
+    Attributes:
+        name: what the bodies there are (for reports).
+        ranges: phenotype name -> (low, high) replacing the adult range.
+    """
+
+    name: str
+    ranges: tuple[tuple[str, tuple[float, float]], ...]
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(low (6,), high (6,)) in :data:`PHENOTYPE_NAMES` order."""
+        ranges = dict(ADULT_PHENOTYPE_RANGES, **dict(self.ranges))
+        return (np.array([ranges[name][0] for name in PHENOTYPE_NAMES]),
+                np.array([ranges[name][1] for name in PHENOTYPE_NAMES]))
+
+
+#: Edge bodies, built into the shape space and the joint regressor and tested on: children (age 0.2
+#: to 0.45 is about 7 to 16 years), the shortest and tallest adults, and both ends of Anny's
+#: proportions (leg and trunk lengths relative to stature).
+EDGE_PHENOTYPE_REGIONS: tuple[PhenotypeRegion, ...] = (
+    PhenotypeRegion("child", (("age", (0.2, 0.45)),)),
+    PhenotypeRegion("very short adult", (("height", (0.0, 0.08)),)),
+    PhenotypeRegion("very tall adult", (("height", (0.92, 1.0)),)),
+    PhenotypeRegion("proportions near 0", (("proportions", (0.0, 0.08)),)),
+    PhenotypeRegion("proportions near 1", (("proportions", (0.92, 1.0)),)),
+)
+
+#: Fraction of the shape-space samples that are edge bodies.
+_EDGE_FRACTION = 0.35
 
 # Anny bones swung into the T-pose, per side: (bone to rotate, bones whose mean head is the segment's
 # far end). The segment starts at the rotated bone's head.
@@ -119,7 +163,8 @@ _T_POSE_SEGMENTS = (
 )
 _SIDE_DIRECTIONS_ANNY = {"L": (1.0, 0.0, 0.0), "R": (-1.0, 0.0, 0.0)}  # Anny's +x is the body's left
 _ANNY_BATCH = 32
-_REGRESSOR_CANDIDATES = 512
+_REGRESSOR_CANDIDATES = 1024
+_REGRESSOR_RIDGE = 0.03
 _HELD_OUT_FRACTION = 0.2
 
 
@@ -285,6 +330,24 @@ def sample_adult_phenotypes(count: int, generator: np.random.Generator) -> np.nd
     return low + (high - low) * generator.random((count, len(PHENOTYPE_NAMES)))
 
 
+def sample_edge_phenotypes(count: int, generator: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` edge bodies cycling through :data:`EDGE_PHENOTYPE_REGIONS`, each uniform in its region.
+
+    Returns:
+        (phenotypes (count, 6) in :data:`PHENOTYPE_NAMES` order, region index (count,) into
+        :data:`EDGE_PHENOTYPE_REGIONS`).
+    """
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
+    regions = np.arange(count) % len(EDGE_PHENOTYPE_REGIONS)
+    phenotypes = np.empty((count, len(PHENOTYPE_NAMES)))
+    for index, region in enumerate(EDGE_PHENOTYPE_REGIONS):
+        rows = np.flatnonzero(regions == index)
+        low, high = region.bounds()
+        phenotypes[rows] = low + (high - low) * generator.random((len(rows), len(PHENOTYPE_NAMES)))
+    return phenotypes, regions
+
+
 def fit_joint_regressor(
     vertices: np.ndarray,
     joints: np.ndarray,
@@ -296,14 +359,17 @@ def fit_joint_regressor(
     num_candidates: int = _REGRESSOR_CANDIDATES,
     template_weight: float = 10.0,
     sum_weight: float = 100.0,
+    ridge: float = _REGRESSOR_RIDGE,
 ) -> np.ndarray:
-    """Sparse non-negative joint regressor fitted across many bodies of one mesh topology.
+    """Joint regressor fitted across many bodies of one mesh topology (signed, local, affine weights).
 
     For joint j the candidates are the ``num_candidates`` template vertices nearest to the template
     joint among those skinned to j, its parent or its children (so the neighbourhood surrounds the
-    joint instead of lying on the nearest skin only). The weights w >= 0 minimise
+    joint instead of lying on the nearest skin only). The weights w minimise
     ``sum_n |V_n[cand]^T w - J_nj|^2`` plus the template body (weighted ``template_weight``) plus
-    ``sum_weight * (sum w - 1)^2``, solved by NNLS, then renormalised to sum exactly to 1.
+    ``sum_weight^2 * (sum w - 1)^2`` plus ``ridge^2 * |w|^2`` (Tikhonov: keeps the weights small, so
+    vertex deviations outside the sampled shapes are not amplified), then are renormalised to sum
+    exactly to 1.
 
     Args:
         vertices: (N, V, 3) training bodies, metres.
@@ -314,7 +380,7 @@ def fit_joint_regressor(
         parents: parent joint of each joint (-1 for the root).
 
     Returns:
-        (J, V) float64 regressor, rows non-negative and summing to 1.
+        (J, V) float64 regressor, rows summing to 1, non-zero only on each joint's candidates.
     """
     if vertices.ndim != 3 or joints.ndim != 3 or vertices.shape[0] != joints.shape[0]:
         raise ValueError(f"vertices (N,V,3) and joints (N,J,3) must agree, got {vertices.shape}, {joints.shape}")
@@ -324,6 +390,8 @@ def fit_joint_regressor(
             f"skinning_weights must be ({num_vertices}, {num_joints}) and parents of length {num_joints}, "
             f"got {skinning_weights.shape} and {len(parents)}"
         )
+    if num_candidates < 1 or not ridge > 0:
+        raise ValueError(f"num_candidates must be >= 1 and ridge > 0, got {num_candidates} and {ridge}")
     regressor = np.zeros((num_joints, num_vertices))
     for joint in range(num_joints):
         family = [joint] + [p for p in (parents[joint],) if p >= 0] + [c for c, p in enumerate(parents) if p == joint]
@@ -341,35 +409,50 @@ def fit_joint_regressor(
         target = np.concatenate(
             [joints[:, joint, :].reshape(-1), template_weight * template_joints[joint], [sum_weight]]
         )
-        weights, _ = nnls(design, target, maxiter=50 * len(candidates))
-        if weights.sum() <= 0:
+        # Ridge solution; through the smaller of the two Gram matrices (the same w either way).
+        if design.shape[0] < design.shape[1]:
+            gram = design @ design.T + ridge**2 * np.eye(design.shape[0])
+            weights = design.T @ scipy.linalg.solve(gram, target, assume_a="pos")
+        else:
+            gram = design.T @ design + ridge**2 * np.eye(design.shape[1])
+            weights = scipy.linalg.solve(gram, design.T @ target, assume_a="pos")
+        if not abs(weights.sum()) > 1e-6:
             raise ValueError(f"joint regressor fit for joint {joint} found no weights")
         regressor[joint, candidates] = weights / weights.sum()
     return regressor
 
 
-def build_open_body_model(out_dir: Path, *, num_shape_samples: int = 240, seed: int = 0) -> Path:
+def build_open_body_model(out_dir: Path, *, num_shape_samples: int = 320, seed: int = 0) -> Path:
     """Build the open body model and write ``SMPL_NEUTRAL.pkl`` + ``open_body_model.json`` into ``out_dir``.
 
-    ``num_shape_samples`` adult phenotypes (:data:`ADULT_PHENOTYPE_RANGES`) are drawn with ``seed``;
-    :data:`_HELD_OUT_FRACTION` of them (at least one) are held out and only used to measure the shape
-    space's reconstruction error and the joint regressor's error. Both files are written atomically.
-    Takes about 5 s on two CPU cores once Anny is cached (most of it running Anny on the samples).
+    ``num_shape_samples`` phenotypes are drawn with ``seed``: a share :data:`_EDGE_FRACTION` of edge
+    bodies (:func:`sample_edge_phenotypes`) and adults (:data:`ADULT_PHENOTYPE_RANGES`) for the rest.
+    :data:`_HELD_OUT_FRACTION` of each (at least one) are held out and only used to measure the shape
+    space's reconstruction error and the joint regressor's error, overall and per edge region (in the
+    metadata file). Both files are written atomically. Takes about 10-40 s on two CPU cores once Anny
+    is cached (most of it running Anny on the samples).
 
     Returns:
         ``out_dir``.
     """
-    if num_shape_samples < 12:
-        raise ValueError(f"num_shape_samples must be >= 12 (10 shape directions plus held-out bodies), got {num_shape_samples}")
+    if num_shape_samples < 24:
+        raise ValueError(f"num_shape_samples must be >= 24 (10 shape directions, edge bodies and held-out "
+                         f"bodies), got {num_shape_samples}")
     start = time.perf_counter()
     out_dir = Path(out_dir)
     model = load_anny()
     generator = np.random.default_rng(seed)
-    samples = sample_adult_phenotypes(num_shape_samples, generator)
-    num_held_out = max(1, int(round(_HELD_OUT_FRACTION * num_shape_samples)))
+    num_edge = max(len(EDGE_PHENOTYPE_REGIONS), int(round(_EDGE_FRACTION * num_shape_samples)))
+    edge_samples, edge_regions = sample_edge_phenotypes(num_edge, generator)
+    adult_samples = sample_adult_phenotypes(num_shape_samples - num_edge, generator)
+    # Held-out bodies: the last _HELD_OUT_FRACTION of each group (both groups are in random order).
+    held_edge = max(1, int(round(_HELD_OUT_FRACTION * num_edge)))
+    held_adult = max(1, int(round(_HELD_OUT_FRACTION * len(adult_samples))))
+    samples = np.concatenate([adult_samples[:-held_adult], edge_samples[:-held_edge],
+                              adult_samples[-held_adult:], edge_samples[-held_edge:]])
+    held_regions = np.concatenate([np.full(held_adult, -1), edge_regions[-held_edge:]])
+    num_held_out = held_adult + held_edge
     num_train = num_shape_samples - num_held_out
-    if num_train < NUM_SHAPE_COMPONENTS + 1:
-        raise ValueError(f"num_shape_samples={num_shape_samples} leaves too few training bodies ({num_train})")
 
     template_phenotype = np.asarray(TEMPLATE_PHENOTYPE)[None]
     neutral = t_posed_anny(model, template_phenotype)
@@ -396,6 +479,23 @@ def build_open_body_model(out_dir: Path, *, num_shape_samples: int = 240, seed: 
     held_regressed = np.einsum("jv,nvc->njc", regressor, held_vertices)
     joint_errors = np.linalg.norm(held_regressed - held_joints, axis=-1)
     template_joint_error = np.linalg.norm(regressor @ template_vertices - template_joints, axis=-1)
+    # The same on held-out bodies as the fitter can express them: projected onto the 10 directions.
+    held_projected = template_vertices + reconstructed.reshape(num_held_out, -1, 3)
+    projected_errors = np.linalg.norm(np.einsum("jv,nvc->njc", regressor, held_projected) - held_joints, axis=-1)
+    per_region = {}
+    for index, region in [(-1, None), *enumerate(EDGE_PHENOTYPE_REGIONS)]:
+        rows = held_regions == index
+        if not rows.any():
+            continue
+        per_region["adult" if region is None else region.name] = {
+            "bodies": int(rows.sum()),
+            "shape_mean_vertex_error_mm": float(1000 * pca_errors[rows].mean()),
+            "joint_mean_error_mm": float(1000 * joint_errors[rows].mean()),
+            "worst_joint": SMPL_JOINT_NAMES[int(joint_errors[rows].mean(0).argmax())],
+            "worst_joint_mean_error_mm": float(1000 * joint_errors[rows].mean(0).max()),
+            "in_shape_space_worst_joint_mean_error_mm": float(1000 * projected_errors[rows].mean(0).max()),
+            "betas_abs_max": float(np.abs(held_offsets[rows] @ basis.T / scales).max()),
+        }
 
     faces = model.faces.cpu().numpy().astype(np.int64)
     num_vertices = template_vertices.shape[0]
@@ -432,6 +532,9 @@ def build_open_body_model(out_dir: Path, *, num_shape_samples: int = 240, seed: 
         "seed": int(seed),
         "template_phenotype": dict(zip(PHENOTYPE_NAMES, TEMPLATE_PHENOTYPE)),
         "phenotype_ranges": {name: list(ADULT_PHENOTYPE_RANGES[name]) for name in PHENOTYPE_NAMES},
+        "edge_regions": {region.name: {name: list(bounds) for name, bounds in region.ranges}
+                         for region in EDGE_PHENOTYPE_REGIONS},
+        "num_edge_samples": int(num_edge),
         "anny_to_smpl_rotation": ANNY_TO_SMPL_ROTATION.tolist(),
         "anny_to_smpl_translation": translation.tolist(),
         "shape_explained_variance": explained.tolist(),
@@ -444,7 +547,9 @@ def build_open_body_model(out_dir: Path, *, num_shape_samples: int = 240, seed: 
             name: float(1000 * error) for name, error in zip(SMPL_JOINT_NAMES, joint_errors.mean(0))
         },
         "joint_regressor_template_max_error_mm": float(1000 * template_joint_error.max()),
-        "joint_regressor_nonzeros_per_joint": [int(n) for n in (regressor > 0).sum(1)],
+        "joint_regressor_nonzeros_per_joint": [int(n) for n in (regressor != 0).sum(1)],
+        "joint_regressor_abs_weight_sum_max": float(np.abs(regressor).sum(1).max()),
+        "held_out_by_region": per_region,
         "build_seconds": float(build_seconds),
     }
     atomic_write_bytes(out_dir / METADATA_FILENAME, json.dumps(metadata, indent=2).encode())

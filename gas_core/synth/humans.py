@@ -20,6 +20,7 @@ Ground truth (not part of any dataset file):
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ __all__ = [
     "SubjectSpec",
     "SyntheticSubject",
     "sample_subject_spec",
+    "sample_edge_subject_spec",
     "make_subject",
     "ADULT_AGE_RANGE",
 ]
@@ -215,6 +217,27 @@ def sample_subject_spec(seed: int) -> SubjectSpec:
         garments=garments,
         palette=palette,
     )
+
+
+def sample_edge_subject_spec(seed: int, region) -> SubjectSpec:
+    """A subject like :func:`sample_subject_spec` (pose, garments, colours from ``seed``) whose body lies
+    at an edge of the phenotype space: drawn uniformly from ``region``.
+
+    Args:
+        seed: non-negative; the same seed and region give the same spec.
+        region: a :class:`gas_core.body.open_model.PhenotypeRegion`, e.g. one of
+            :data:`gas_core.body.open_model.EDGE_PHENOTYPE_REGIONS` (children, very short or very tall
+            adults, extreme proportions).
+
+    Raises:
+        ValueError: if ``seed`` is negative.
+    """
+    spec = sample_subject_spec(seed)
+    low, high = region.bounds()
+    rng = np.random.default_rng([seed, 0xED6E])
+    values = low + (high - low) * rng.random(len(PHENOTYPE_NAMES))
+    phenotype = Phenotype(**{name: float(np.clip(value, 0.0, 1.0)) for name, value in zip(PHENOTYPE_NAMES, values)})
+    return dataclasses.replace(spec, phenotype=phenotype)
 
 
 @functools.lru_cache(maxsize=1)

@@ -17,6 +17,7 @@ import numpy as np
 import trimesh
 
 from gas_core.fileio import atomic_write_bytes
+from pipelines.datasets.errors import ScanReadError
 
 if TYPE_CHECKING:
     from gas_core.synth.humans import SyntheticSubject
@@ -30,6 +31,7 @@ __all__ = [
     "numeric_first",
     "load_mesh_file",
     "load_parameter_file",
+    "load_body_model_parameters",
     "write_groundtruth",
     "read_groundtruth",
     "groundtruth_record",
@@ -37,10 +39,6 @@ __all__ = [
 
 #: Folder under a dataset root that holds synthetic subjects' ground truth, one JSON per subject.
 GROUNDTRUTH_DIRNAME = "_groundtruth"
-
-
-class ScanReadError(ValueError):
-    """A raw scan or its side files cannot be read; the message names the file and the fix."""
 
 
 @dataclass(frozen=True)
@@ -90,13 +88,30 @@ def numeric_first(name: str) -> tuple[int, int, str]:
 def load_mesh_file(path: Path, dataset_hint: str) -> trimesh.Trimesh:
     """Load one mesh file as a single ``trimesh.Trimesh`` (faces and visuals kept, no merging).
 
+    OBJ and PLY files are first checked to be whole (:mod:`pipelines.datasets.integrity`: faces index
+    existing vertices and texture coordinates, declared counts are present, no record is cut, no
+    vertex is left out of every face), and the loaded mesh is checked to hold every declared face,
+    finite coordinates and a person's size.
+
     Raises:
-        ScanReadError: if the file is missing, unreadable, not a mesh, or has no faces; the message
-            names the file and ``dataset_hint`` says what the file should be.
+        ScanReadError: if the file is missing, damaged (cut short, faces past the end of the vertex
+            list, ...), not a mesh, has no faces or is far smaller than a person; the message names the
+            file and the reason, and ``dataset_hint`` says what the file should be.
     """
+    from pipelines.datasets.integrity import check_loaded_mesh, check_obj_file, check_ply_file
+
     path = Path(path)
     if not path.is_file():
         raise ScanReadError(f"{path}: file not found; {dataset_hint}")
+    suffix = path.suffix.lower()
+    counts = None
+    try:
+        if suffix == ".obj":
+            counts = check_obj_file(path)
+        elif suffix == ".ply":
+            counts = check_ply_file(path)
+    except ScanReadError as error:
+        raise ScanReadError(f"{error} ({dataset_hint})") from None
     try:
         loaded = trimesh.load(path, process=False)
     except Exception as error:  # trimesh raises many types for corrupt files
@@ -111,7 +126,12 @@ def load_mesh_file(path: Path, dataset_hint: str) -> trimesh.Trimesh:
         loaded = geometries[0]
     if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0 or len(loaded.vertices) == 0:
         raise ScanReadError(f"{path}: mesh has no faces; the file is empty or truncated, re-download it. {dataset_hint}")
-    if not np.isfinite(np.asarray(loaded.vertices)).all():
+    if counts is not None:
+        try:
+            check_loaded_mesh(loaded, path, counts)
+        except ScanReadError as error:
+            raise ScanReadError(f"{error} ({dataset_hint})") from None
+    elif not np.isfinite(np.asarray(loaded.vertices)).all():
         raise ScanReadError(f"{path}: mesh has non-finite vertex coordinates; re-export it. {dataset_hint}")
     return loaded
 
@@ -183,6 +203,59 @@ def load_parameter_file(path: Path) -> dict[str, np.ndarray]:
             "re-download the dataset's parameter file"
         ) from error
     return _as_arrays(raw, path)
+
+
+#: Element counts a body-model parameter may have (axis-angle, or 3x3 rotation matrices per joint).
+_PARAMETER_SIZES: dict[str, tuple[int, ...]] = {
+    "global_orient": (3, 9),
+    "transl": (3,),
+    "translation": (3,),
+    "scale": (1,),
+}
+_BODY_POSE_SIZES = {"smplx": (63, 189), "smpl": (69, 207)}
+_REQUIRED_PARAMETERS = ("betas", "global_orient", "body_pose")
+#: Shape coefficients a fit may carry (SMPL/SMPL-X ship 10 to 300).
+_BETAS_SIZES = (10, 400)
+
+
+def load_body_model_parameters(path: Path, model: str) -> dict[str, np.ndarray]:
+    """Read an SMPL / SMPL-X fit (:func:`load_parameter_file`) and check it is a whole, usable fit.
+
+    Args:
+        path: the parameter file (``.pkl``, ``.npz`` or ``.json``).
+        model: ``"smplx"`` or ``"smpl"`` (decides the expected ``body_pose`` size: 21 or 23 joints).
+
+    Returns:
+        The file's arrays, unchanged.
+
+    Raises:
+        ScanReadError: naming the file: unreadable or cut short, ``betas`` / ``global_orient`` /
+            ``body_pose`` missing, an array of the wrong size, not numeric, or not finite.
+        ValueError: if ``model`` is not ``"smplx"`` or ``"smpl"``.
+    """
+    if model not in _BODY_POSE_SIZES:
+        raise ValueError(f"model must be one of {sorted(_BODY_POSE_SIZES)}, got {model!r}")
+    params = load_parameter_file(path)
+    fix = f"re-download the dataset's {model.upper()} fit or remove the file"
+    missing = [key for key in _REQUIRED_PARAMETERS if key not in params]
+    if missing:
+        raise ScanReadError(f"{path}: no {', '.join(missing)} in this {model.upper()} fit (keys: {sorted(params)}); {fix}")
+    for key, value in params.items():
+        if value.dtype.kind not in "fiub" or value.size == 0:
+            raise ScanReadError(f"{path}: entry {key!r} is not a non-empty numeric array (dtype {value.dtype}, "
+                                f"shape {value.shape}); {fix}")
+        if not np.all(np.isfinite(value)):
+            raise ScanReadError(f"{path}: entry {key!r} holds NaN or infinite values; {fix}")
+    sizes = dict(_PARAMETER_SIZES, body_pose=_BODY_POSE_SIZES[model])
+    for key, allowed in sizes.items():
+        if key in params and params[key].size not in allowed:
+            raise ScanReadError(f"{path}: {key!r} has {params[key].size} values (shape {params[key].shape}), a "
+                                f"{model.upper()} fit has {' or '.join(map(str, allowed))}; {fix}")
+    betas = params["betas"].size
+    if not _BETAS_SIZES[0] <= betas <= _BETAS_SIZES[1]:
+        raise ScanReadError(f"{path}: 'betas' has {betas} values, a {model.upper()} fit has "
+                            f"{_BETAS_SIZES[0]} to {_BETAS_SIZES[1]}; {fix}")
+    return params
 
 
 def write_groundtruth(root: Path, subject_id: str, record: dict[str, Any]) -> Path:

@@ -43,7 +43,7 @@ from pipelines.datasets.common import (
     SubjectRef,
     groundtruth_record,
     load_mesh_file,
-    load_parameter_file,
+    load_body_model_parameters,
     numeric_first,
     write_groundtruth,
 )
@@ -197,8 +197,10 @@ def read_thuman_subject(ref: SubjectRef) -> RawScan:
         trimesh; faces keep the file's order), metres, y up.
 
     Raises:
-        ScanReadError: if the OBJ is missing, corrupt or empty, its MTL or texture is missing, or the
-            SMPL-X file holds anything but arrays; the message names the file and the fix.
+        ScanReadError: if the OBJ is missing, corrupt, cut short (faces past the end of the vertex or
+            texture-coordinate list, a last record cut, faces missing) or far smaller than a person, its
+            MTL or texture is missing, or the SMPL-X file is unreadable, incomplete or holds anything
+            but finite arrays of SMPL-X sizes; the message names the file and the reason.
     """
     obj_path = Path(ref.path) / f"{ref.subject_id}.obj"
     if not obj_path.is_file():
@@ -213,7 +215,7 @@ def read_thuman_subject(ref: SubjectRef) -> RawScan:
     params = None
     for candidate in _smplx_candidates(ref):
         if candidate.is_file():
-            params = load_parameter_file(candidate)
+            params = load_body_model_parameters(candidate, "smplx")
             sources.append(candidate)
             break
     return RawScan(

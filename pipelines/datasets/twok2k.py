@@ -37,7 +37,7 @@ from pipelines.datasets.common import (
     SubjectRef,
     groundtruth_record,
     load_mesh_file,
-    load_parameter_file,
+    load_body_model_parameters,
     numeric_first,
     write_groundtruth,
 )
@@ -126,8 +126,10 @@ def read_twok2k_subject(ref: SubjectRef) -> RawScan:
         and faces in the file's order.
 
     Raises:
-        ScanReadError: if the PLY is missing, corrupt, empty or has no vertex colours, or the
-            parameter file holds anything but arrays; the message names the file and the fix.
+        ScanReadError: if the PLY is missing, corrupt, empty, has fewer vertices or faces than its
+            header declares, faces past the declared vertex count, no vertex colours, or is far smaller
+            than a person, or the parameter file is unreadable, incomplete or holds anything but finite
+            arrays of SMPL / SMPL-X sizes; the message names the file and the reason.
     """
     ply_path = Path(ref.path) / f"{ref.subject_id}.ply"
     mesh = load_mesh_file(ply_path, _HINT)
@@ -141,7 +143,7 @@ def read_twok2k_subject(ref: SubjectRef) -> RawScan:
     found = _parameter_file(ref)
     if found is not None:
         path, model = found
-        params = load_parameter_file(path)
+        params = load_body_model_parameters(path, model)
         sources.append(path)
     return RawScan(
         mesh=mesh,

@@ -1,42 +1,74 @@
-"""The `preprocess` flow end to end on a synthetic THuman2.1 folder (ephemeral Prefect API)."""
+"""The `preprocess` flow end to end on a synthetic THuman2.1 folder (ephemeral Prefect API): good,
+damaged and rejected subjects side by side."""
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
 
 from flows.preprocess import preprocess
 from pipelines.preprocess import PreprocessConfig
 from shards.cli import main as shards_cli
 from shards.manifest import load_manifest
+from shards.reader import iter_shard_samples
+from shards.schema import decode
+from tests.pipelines.datasets.damage import cut_file, keep_obj_faces, set_obj_face_index, torso_only
 
 
 def test_flow_writes_shards_reports_bad_subject_and_reruns_cheaply(tmp_path, synthetic_thuman_root, capsys):
     raw = tmp_path / "raw"
     shutil.copytree(synthetic_thuman_root, raw)
-    subjects = sorted(path.name for path in (raw / "model").iterdir())
-    bad = subjects[1]
-    bad_obj = raw / "model" / bad / f"{bad}.obj"
-    bad_obj.write_text("this is not a mesh\n")
+    good, cut, torso = sorted(path.name for path in (raw / "model").iterdir())
+    cut_file(raw / "model" / cut / f"{cut}.obj", 0.5)  # an interrupted download
+    keep_obj_faces(raw / "model" / torso / f"{torso}.obj", torso_only)  # a valid file, but no whole person
+    past_end, garbage_fit = _copy_subject(raw, good, "0100"), _copy_subject(raw, good, "0101")
+    set_obj_face_index(raw / "model" / past_end / f"{past_end}.obj", 10**6)
+    (raw / "smplx" / garbage_fit).mkdir(parents=True)
+    (raw / "smplx" / garbage_fit / "smplx_param.pkl").write_bytes(np.random.default_rng(0).bytes(2000))
     out = tmp_path / "shards"
     config = PreprocessConfig.tiny()
 
     state = preprocess(dataset="thuman", raw_root=str(raw), out_dir=str(out), config=config, return_state=True)
     assert state.is_failed()
-    assert bad in state.message and f"{bad}.obj" in state.message
+    for name, reason in ((cut, f"{cut}.obj: the last line is cut mid-record"),
+                         (past_end, f"{past_end}.obj: faces index vertices that do not exist"),
+                         (garbage_fit, "smplx_param.pkl: cannot read body-model parameters")):
+        assert name in state.message and reason in state.message
+    assert f"1 rejected by quality gates: {torso} (" in state.message
     summary = state.result(raise_on_failure=False)
+    assert [row["subject_id"] for row in summary["rejected"]] == [torso]
     manifest = load_manifest(out)
-    assert manifest is not None and manifest.total_samples == len(subjects) - 1
+    assert manifest is not None and manifest.total_samples == 1
+    assert [decode(sample).key for sample in iter_shard_samples(out / manifest.shards[0].file)] == [f"thuman__{good}"]
     assert not list(out.glob("*.tmp")) and not list((out / "_staging").iterdir())
     assert shards_cli(["verify", str(out)]) == 0
-    table = _latest_table_artifact("preprocess-thuman")
-    assert {row["subject_id"]: row["status"] for row in table} == {
-        name: ("failed" if name == bad else "ok") for name in subjects}
+    table = {row["subject_id"]: row for row in _latest_table_artifact("preprocess-thuman")}
+    assert {name: row["status"] for name, row in table.items()} == {
+        good: "ok", cut: "failed", torso: "rejected", past_end: "failed", garbage_fit: "failed"}
+    assert "silhouette_iou_min" in table[torso]["rejected_by"] and table[torso]["silhouette_iou_min"] < 0.5
+    assert table[good]["silhouette_iou_min"] > 0.5 and table[good]["height_m"] > 1.0
 
-    # re-run: the good subjects are skipped, only the (still bad) one is tried again
+    # re-run: the good subject is skipped, the rejected one is reported again without being processed,
+    # only the (still bad) files are tried again
     state = preprocess(dataset="thuman", raw_root=str(raw), out_dir=str(out), config=config, return_state=True)
     summary = state.result(raise_on_failure=False)
-    assert summary["skipped"] == len(subjects) - 1 if isinstance(summary, dict) else True
-    assert load_manifest(out).total_samples == len(subjects) - 1
+    assert summary["skipped"] == 1 and [row["subject_id"] for row in summary["rejected"]] == [torso]
+    assert load_manifest(out).total_samples == 1
+
+    # the user looked at it and accepts it: packed as computed, without another fit
+    accepting = replace(config, gates=replace(config.gates, accept_subjects=(torso,)))
+    state = preprocess(dataset="thuman", raw_root=str(raw), out_dir=str(out), config=accepting, return_state=True)
+    assert load_manifest(out).total_samples == 2 and torso not in state.message
+
+
+def _copy_subject(raw: Path, source: str, name: str) -> str:
+    shutil.copytree(raw / "model" / source, raw / "model" / name)
+    (raw / "model" / name / f"{source}.obj").rename(raw / "model" / name / f"{name}.obj")
+    shutil.copy(raw / "_groundtruth" / f"{source}.json", raw / "_groundtruth" / f"{name}.json")
+    return name
 
 
 def _latest_table_artifact(key: str) -> list[dict]:

@@ -1,7 +1,8 @@
-"""Preprocess steps without Prefect: config loading, planning, one subject, staging and packing."""
+"""Preprocess steps without Prefect: config loading, planning, one subject, staging, quality gates, packing."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from gas_core.cameras import OrbitSpec
 from pipelines.datasets.common import ScanReadError, SubjectRef
 from pipelines.preprocess import (
+    REJECTED_DIRNAME,
     STAGING_DIRNAME,
     PreprocessConfig,
     load_preprocess_config,
@@ -19,6 +21,9 @@ from pipelines.preprocess import (
 from shards.manifest import load_manifest
 from shards.reader import iter_shard_samples
 from shards.schema import decode
+from tests.pipelines.datasets.damage import cut_file, keep_obj_faces, torso_only
+
+_SMALL = ["orbit.num_views=4", "orbit.width=128", "orbit.height=128"]
 
 
 def test_config_presets_yaml_and_overrides(tmp_path):
@@ -37,7 +42,7 @@ def test_config_presets_yaml_and_overrides(tmp_path):
 
 
 def test_one_subject_is_rendered_fitted_staged_and_packed(tmp_path, synthetic_thuman_root):
-    config = load_preprocess_config(preset="tiny", overrides=["orbit.num_views=4", "orbit.width=128", "orbit.height=128"])
+    config = load_preprocess_config(preset="tiny", overrides=_SMALL)
     out = tmp_path / "shards"
     plan = plan_subjects("thuman", synthetic_thuman_root, out, limit=1)
     assert plan.total == 1 and len(plan.todo) == 1 and not plan.done
@@ -59,6 +64,12 @@ def test_one_subject_is_rendered_fitted_staged_and_packed(tmp_path, synthetic_th
     overlap = ((sample.normals.max(axis=-1) > 0) & (sample.masks > 0)).sum() / (sample.masks > 0).sum()
     assert overlap > 0.7
     assert sample.smpl["body_model"].startswith("open body model")
+    quality = sample.meta["extra"]["quality"]
+    assert quality == report.quality and all(isinstance(value, float) for value in quality.values())
+    assert 0.02 < quality["mask_coverage_min"] < 0.5 and quality["visible_view_fraction"] == 1.0
+    assert quality["silhouette_iou_min"] > 0.6 and quality["body_to_scan_cm"] < 2.0
+    assert 1.4 < quality["height_m"] < 2.1
+    assert sample.meta["extra"]["gates"]["passed"] and sample.meta["extra"]["gates"]["failed"] == {}
     assert load_manifest(out).total_samples == 1
     # packing again writes nothing twice
     assert pack_staged_subjects(plan.staging_dir, out, config).samples_written == 0
@@ -81,3 +92,62 @@ def test_unknown_dataset_and_bad_limit(tmp_path):
         plan_subjects("mvhumannet", tmp_path, tmp_path / "out")
     with pytest.raises(ValueError, match="limit"):
         plan_subjects("thuman", tmp_path, tmp_path / "out", limit=-1)
+
+
+def test_config_gates_load_from_overrides():
+    config = load_preprocess_config(preset="tiny", overrides=["gates.min_silhouette_iou=0.6", "gates.max_height_m=null",
+                                                              "gates.accept_subjects=['0042']", "gates.enforce=false"])
+    assert config.gates.min_silhouette_iou == 0.6 and config.gates.max_height_m is None
+    assert config.gates.accept_subjects == ("0042",) and config.gates.enforce is False
+    with pytest.raises(ValueError, match="min_height_m"):
+        load_preprocess_config(overrides=["gates.min_height_m=-1"])
+    with pytest.raises(ValueError, match="accept_subjects"):
+        load_preprocess_config(overrides=["gates.accept_subjects=[42]"])
+
+
+def test_torso_only_scan_is_rejected_kept_aside_and_accepted_on_request(tmp_path, synthetic_thuman_root):
+    """A valid file of a torso only: read, rendered and fitted, then rejected by the gates, not packed."""
+    raw = tmp_path / "raw"
+    shutil.copytree(synthetic_thuman_root, raw)
+    subject = sorted((raw / "model").iterdir())[0]
+    keep_obj_faces(subject / f"{subject.name}.obj", torso_only)
+    short_fit = ["fit.keypoint_iterations=60", "fit.surface_iterations=10"]  # the verdict needs no precise fit
+    config = load_preprocess_config(preset="tiny", overrides=[*_SMALL, *short_fit])
+    out = tmp_path / "shards"
+    plan = plan_subjects("thuman", raw, out, limit=1, gates=config.gates)
+    report = preprocess_subject(plan.todo[0], config, plan.staging_dir, plan.rejected_dir)
+    assert report.status == "rejected"
+    assert "silhouette_iou_min" in report.rejected_by.split(",") and "body_to_scan_cm" in report.rejected_by.split(",")
+    assert "silhouette_iou_min=" in report.error and "(min 0.5)" in report.error
+    assert report.quality["body_to_scan_cm"] > 10.0 and report.quality["silhouette_iou_min"] < 0.5
+    assert not any(plan.staging_dir.iterdir())
+    kept = out / REJECTED_DIRNAME / f"thuman__{subject.name}"
+    meta = json.loads((kept / "meta.json").read_text())
+    assert meta["extra"]["quality"] == report.quality
+    assert meta["extra"]["gates"]["passed"] is False and not meta["extra"]["gates"]["accepted"]
+    assert set(meta["extra"]["gates"]["failed"]) == set(report.rejected_by.split(","))
+    assert pack_staged_subjects(plan.staging_dir, out, config).samples_written == 0
+
+    # the next run reports it rejected without processing it again
+    again = plan_subjects("thuman", raw, out, limit=1, gates=config.gates)
+    assert not again.todo and [r.subject_id for r in again.rejected] == [subject.name]
+    assert again.rejected[0].rejected_by == report.rejected_by
+    # accepted by id: moved to staging as it is, then packed, with the override recorded
+    accepting = load_preprocess_config(preset="tiny", overrides=[*_SMALL, *short_fit,
+                                                                 f"gates.accept_subjects=['{subject.name}']"])
+    accepted = plan_subjects("thuman", raw, out, limit=1, gates=accepting.gates)
+    assert len(accepted.done) == 1 and not accepted.rejected and not accepted.todo and not kept.exists()
+    pack = pack_staged_subjects(accepted.staging_dir, out, accepting)
+    sample = decode(next(iter_shard_samples(out / pack.shards[0])))
+    assert sample.meta["extra"]["gates"]["accepted_because"] == "subject accepted by id"
+
+
+def test_damaged_subject_reports_the_file_and_stages_nothing(tmp_path, synthetic_thuman_root):
+    raw = tmp_path / "raw"
+    shutil.copytree(synthetic_thuman_root, raw)
+    subject = sorted((raw / "model").iterdir())[0]
+    cut_file(subject / f"{subject.name}.obj", 0.5)
+    plan = plan_subjects("thuman", raw, tmp_path / "out", limit=1)
+    with pytest.raises(ScanReadError, match=rf"{subject.name}\.obj: .*cut"):
+        preprocess_subject(plan.todo[0], PreprocessConfig.tiny(), plan.staging_dir, plan.rejected_dir)
+    assert not any(plan.staging_dir.iterdir()) and not (tmp_path / "out" / REJECTED_DIRNAME).exists()

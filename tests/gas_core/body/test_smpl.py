@@ -244,10 +244,29 @@ def test_zero_params_give_the_template(open_model):
 
 
 @pytest.fixture(scope="module")
-def posed_open_bodies(open_model):
-    """Six random adult bodies in random poses within the joint limits (and their rest bodies)."""
+def posed_open_bodies(open_model, open_body_model_dir):
+    """Six Anny bodies (three adults, three edge bodies: a child, the shortest and the tallest adults),
+    as the model's betas express them, in random poses within the joint limits (and their rest bodies).
+
+    The betas come from real Anny bodies because the regressed joints only follow the bodies the shape
+    space was built from: independent random betas of +-2 on all ten directions make bodies no
+    phenotype produces, where joints near the skin (spine, head) can leave the mesh.
+    """
+    from gas_core.body.anny_model import load_anny
+    from gas_core.body.open_model import EDGE_PHENOTYPE_REGIONS, sample_adult_phenotypes, t_posed_anny
+
+    with (open_body_model_dir / "SMPL_NEUTRAL.pkl").open("rb") as stream:
+        model_file = pickle.load(stream, encoding="latin1")
+    generator = np.random.default_rng(11)
+    edges = [region.bounds() for region in EDGE_PHENOTYPE_REGIONS[:3]]
+    phenotypes = np.concatenate([sample_adult_phenotypes(3, generator),
+                                 [low + (high - low) * generator.random(6) for low, high in edges]])
+    bodies = t_posed_anny(load_anny(), phenotypes, model_file["anny_to_smpl_translation"])
+    directions = model_file["shapedirs"].reshape(-1, 10)
+    betas, *_ = np.linalg.lstsq(directions, (bodies.vertices - model_file["v_template"]).reshape(6, -1).T, rcond=None)
     params = random_params(6, 10, seed=11)
-    params = SMPLParams(params.betas, params.body_pose, params.global_orient, torch.zeros(6, 3))
+    params = SMPLParams(torch.as_tensor(betas.T, dtype=torch.float32), params.body_pose, params.global_orient,
+                        torch.zeros(6, 3))
     with torch.no_grad():
         return open_model(params)
 

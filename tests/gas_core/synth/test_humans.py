@@ -161,3 +161,20 @@ def test_specs_validate_their_fields():
     with pytest.raises(ValueError, match="texture_size"):
         make_subject(spec, texture_size=4)
     assert isinstance(spec, SubjectSpec) and isinstance(spec.garments, GarmentSpec) and isinstance(spec.palette, Palette)
+
+
+def test_edge_subject_specs_lie_in_their_region_and_are_deterministic():
+    from gas_core.body.anny_model import PHENOTYPE_NAMES
+    from gas_core.body.open_model import EDGE_PHENOTYPE_REGIONS
+    from gas_core.synth.humans import sample_edge_subject_spec
+
+    for region in EDGE_PHENOTYPE_REGIONS:
+        low, high = region.bounds()
+        for seed in range(3):
+            spec = sample_edge_subject_spec(seed, region)
+            values = np.array([spec.phenotype.as_dict()[name] for name in PHENOTYPE_NAMES])
+            assert np.all(values >= low) and np.all(values <= high), region.name
+            assert spec == sample_edge_subject_spec(seed, region)
+            assert spec.pose_name == sample_subject_spec(seed).pose_name  # only the body changes
+    with pytest.raises(ValueError, match="seed"):
+        sample_edge_subject_spec(-1, EDGE_PHENOTYPE_REGIONS[0])

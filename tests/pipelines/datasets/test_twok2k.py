@@ -33,7 +33,8 @@ def test_round_trip_is_exact(written, small_subject):
 
 def test_parameter_file_next_to_the_scan_is_read(written):
     root, folder = written
-    (folder / "00042_smplx.pkl").write_bytes(pickle.dumps({"betas": np.ones((1, 10))}))
+    fit = {"betas": np.ones((1, 10)), "global_orient": np.zeros((1, 3)), "body_pose": np.zeros((1, 63))}
+    (folder / "00042_smplx.pkl").write_bytes(pickle.dumps(fit))
     scan = read_twok2k_subject(discover_twok2k(root)[0])
     assert scan.body_model == "smplx" and scan.body_model_params["betas"].shape == (1, 10)
 
