@@ -3,6 +3,12 @@
     gas body build [--out DIR] [--force]         write the open body model (SMPL file format)
     gas synth thuman|2k2k --out DIR [-n N]       synthetic raw datasets in the real layouts
     gas preprocess DATASET RAW_ROOT OUT_DIR      run the Prefect flow ``preprocess`` here
+    gas train-nerf SHARDS OUT_DIR [...]          train the generalizable NeRF (stage 1)
+    gas bake-nerf --subjects S --out D --checkpoint C [...]   bake clip shards (NeRF + normal maps)
+    gas cache-latents IN_DIR OUT_DIR [...]       add cached VAE/CLIP latents to clip shards
+    gas train [--preset tiny|paper] [--set K=V]  train the GAS video diffusion model (stage 2)
+    gas train submit [--local] [...]             run training through the Prefect flow train-diffusion
+    gas splits write --out DIR [--root DS=DIR]   the paper's test split files
     gas serve [--prefect-yaml FILE]              serve every deployment of prefect.yaml
     gas demo [--out DIR]                         the whole pipeline on synthetic data
 
@@ -60,6 +66,55 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.out), num_subjects=args.num_subjects, preset=args.preset)
 
 
+def _cmd_train_nerf(args: argparse.Namespace) -> int:
+    from pipelines.train_nerf import main_from_args
+
+    return main_from_args(args.args)
+
+
+def _cmd_bake_nerf(args: argparse.Namespace) -> int:
+    from flows.bake_nerf import main as bake_main
+
+    return bake_main(args.args)
+
+
+def _cmd_cache_latents(args: argparse.Namespace) -> int:
+    from flows.train_diffusion import cli_cache_latents
+
+    return cli_cache_latents(args)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from flows.train_diffusion import cli_submit, cli_train
+
+    return cli_submit(args) if args.train_command == "submit" else cli_train(args)
+
+
+def _cmd_splits_write(args: argparse.Namespace) -> int:
+    from pipelines.config import load_config
+    from pipelines.splits import SPLIT_DATASETS, SplitsConfig, read_split, write_test_splits
+
+    config = load_config(SplitsConfig, Path(args.config) if args.config else None, preset=args.preset, overrides=args.set)
+    roots = {}
+    for item in args.root:
+        dataset, sep, folder = item.partition("=")
+        if not sep or dataset not in SPLIT_DATASETS:
+            raise ValueError(f"--root must look like DATASET=FOLDER with DATASET in {SPLIT_DATASETS}, got {item!r}")
+        roots[dataset] = Path(folder)
+    written = write_test_splits(config, Path(args.out), roots, datasets=args.dataset or SPLIT_DATASETS)
+    for dataset, path in written.items():
+        print(f"{dataset}: {len(read_split(path).ids)} test ids -> {path}")
+    return 0
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser, example: str) -> None:
+    """The config options every stage shares: ``--preset``, ``--config FILE.yaml``, ``--set KEY=VALUE``."""
+    parser.add_argument("--preset", choices=["tiny", "paper"], default="paper")
+    parser.add_argument("--config", help="YAML file of config fields")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override a config field, e.g. --set {example} (repeatable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gas", description="GAS data pipeline and trainer")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -89,6 +144,49 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--limit", type=int, help="process at most this many subjects")
     pre.set_defaults(func=_cmd_preprocess)
 
+    # train-nerf and bake-nerf hand their arguments to their own parsers (which import torch: kept out of `gas --help`)
+    train_nerf = commands.add_parser("train-nerf", add_help=False,
+                                     help="train the generalizable human NeRF on subject shards (--help for its options)")
+    train_nerf.add_argument("args", nargs=argparse.REMAINDER)
+    train_nerf.set_defaults(func=_cmd_train_nerf)
+
+    bake = commands.add_parser("bake-nerf", add_help=False,
+                               help="bake NeRF renderings and normal maps into clip shards (flows/bake_nerf.py; --help for its options)")
+    bake.add_argument("args", nargs=argparse.REMAINDER)
+    bake.set_defaults(func=_cmd_bake_nerf)
+
+    cache = commands.add_parser("cache-latents", help="write a copy of clip shards with cached VAE latents and CLIP embeddings")
+    cache.add_argument("in_dir", help="clip shard folder (or manifest, glob, URL)")
+    cache.add_argument("out_dir", help="new clip shard folder")
+    _add_config_arguments(cache, "model.base_svd_dir=/models/svd")
+    cache.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA when present)")
+    cache.add_argument("--part", default="0/1", metavar="INDEX/COUNT", help="process every COUNT-th input shard from INDEX")
+    cache.set_defaults(func=_cmd_cache_latents)
+
+    train = commands.add_parser("train", help="train the GAS video diffusion model on clip shards")
+    _add_config_arguments(train, "data.clips=[data/shards/clips]")
+    train.add_argument("--nproc-per-node", type=int, help="processes on this machine (torchrun when > 1)")
+    train_commands = train.add_subparsers(dest="train_command")
+    submit = train_commands.add_parser("submit", help="run training through the Prefect flow train-diffusion")
+    _add_config_arguments(submit, "max_steps=1000")
+    submit.add_argument("--local", action="store_true", help="run the flow in this process instead of a deployment run")
+    submit.add_argument("--deployment", default="train-diffusion/train-diffusion", help="FLOW/DEPLOYMENT to run")
+    submit.add_argument("--nproc-per-node", type=int, help="processes per node (default: the worker's GPU count)")
+    submit.add_argument("--nnodes", type=int, default=1, help="nodes (one flow run each)")
+    submit.add_argument("--rdzv-endpoint", help="host:port of node 0 (needed when --nnodes > 1)")
+    submit.add_argument("--wait", action="store_true", help="wait for the flow runs to finish")
+    train.set_defaults(func=_cmd_train)
+
+    splits = commands.add_parser("splits", help="test splits of the paper").add_subparsers(dest="splits_command", required=True)
+    write = splits.add_parser("write", help="write <out>/<dataset>_test.json split files")
+    write.add_argument("--out", required=True)
+    write.add_argument("--root", action="append", default=[], metavar="DATASET=FOLDER",
+                       help="raw dataset folder, e.g. --root thuman=/data/THuman2.1 (repeatable)")
+    write.add_argument("--dataset", action="append", choices=["thuman", "2k2k", "tiktok", "mvhumannet"],
+                       help="only these datasets (repeatable; default: all four)")
+    _add_config_arguments(write, "thuman.holdout.selection=seeded")
+    write.set_defaults(func=_cmd_splits_write)
+
     serve = commands.add_parser("serve", help="serve all deployments of prefect.yaml (no work pool needed)")
     serve.add_argument("--prefect-yaml")
     serve.add_argument("--limit", type=int, help="max concurrent flow runs")
@@ -102,7 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Commands whose arguments (``--help`` included) go unparsed to the stage's own command line.
+_PASS_THROUGH = {"train-nerf": _cmd_train_nerf, "bake-nerf": _cmd_bake_nerf}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in _PASS_THROUGH:
+        return int(_PASS_THROUGH[argv[0]](argparse.Namespace(args=argv[1:])) or 0)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

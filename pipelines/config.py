@@ -3,24 +3,43 @@
 Every stage has one frozen dataclass with ``tiny()`` and ``paper()`` presets (for example
 :class:`pipelines.preprocess.PreprocessConfig`, :class:`pipelines.bake_nerf.BakeConfig`).
 :func:`load_config` builds one the same way for all of them; field assignment (``orbit.width`` into
-nested dataclasses, YAML-parsed values, lists to tuples) is :func:`pipelines.preprocess._override`.
+nested dataclasses, YAML-parsed values, lists to tuples) is :func:`override_field`.
 """
 
 from __future__ import annotations
 
+from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
-from pipelines.preprocess import _override
-
-__all__ = ["PRESETS", "load_config", "yaml_assignments"]
+__all__ = ["PRESETS", "load_config", "override_field", "yaml_assignments"]
 
 #: Preset names every stage config provides as classmethods.
 PRESETS = ("tiny", "paper")
 
 ConfigT = TypeVar("ConfigT")
+
+
+def override_field(config: Any, dotted: str, raw_value: str) -> Any:
+    """Return ``config`` with the field at ``dotted`` (``orbit.width``) set to YAML-parsed ``raw_value``.
+
+    Lists become tuples (configs are frozen dataclasses). Raises ValueError naming an unknown field.
+    """
+    head, _, rest = dotted.partition(".")
+    names = {f.name for f in fields(config)}
+    if head not in names:
+        raise ValueError(f"unknown config field {head!r} in {dotted!r}; known: {sorted(names)}")
+    current = getattr(config, head)
+    if rest:
+        if not is_dataclass(current):
+            raise ValueError(f"config field {head!r} has no sub-fields (in {dotted!r})")
+        return replace(config, **{head: override_field(current, rest, raw_value)})
+    value = yaml.safe_load(raw_value)
+    if isinstance(value, list):
+        value = tuple(value)
+    return replace(config, **{head: value})
 
 
 def yaml_assignments(path: Path) -> list[tuple[str, str]]:
@@ -62,5 +81,5 @@ def load_config(config_class: type[ConfigT], path: Path | str | None = None, *, 
             raise ValueError(f"override must look like KEY=VALUE, got {item!r}")
         assignments.append((key.strip(), value))
     for key, value in assignments:
-        config = _override(config, key, value)
+        config = override_field(config, key, value)
     return config

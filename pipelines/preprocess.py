@@ -30,14 +30,13 @@ import os
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
-import yaml
 
 from gas_core.body.fit.fitter import FitConfig, fit_smpl_multiview
 from gas_core.body.fit.keypoints import ProjectedKeypoints, UltralyticsPoseDetector
@@ -46,6 +45,7 @@ from gas_core.cameras import OrbitSpec
 from gas_core.fileio import atomic_directory, atomic_write_bytes
 from gas_core.render.normals import NormalMapRenderer
 from gas_core.render.scan import ScanRenderer, render_orbit
+from pipelines.config import load_config
 from pipelines.datasets.common import ScanReadError, SubjectRef
 from pipelines.datasets.layouts import dataset_layout, read_groundtruth
 from pipelines.quality import QualityGates, QualityValues, evaluate_gates, measure_quality
@@ -131,51 +131,11 @@ class PreprocessConfig:
                    gates=QualityGates.tiny())
 
 
-def _override(config: Any, dotted: str, raw_value: str) -> Any:
-    """Return ``config`` with the field at ``dotted`` (``orbit.width``) set to YAML-parsed ``raw_value``."""
-    head, _, rest = dotted.partition(".")
-    names = {f.name for f in fields(config)}
-    if head not in names:
-        raise ValueError(f"unknown config field {head!r} in {dotted!r}; known: {sorted(names)}")
-    current = getattr(config, head)
-    if rest:
-        if not is_dataclass(current):
-            raise ValueError(f"config field {head!r} has no sub-fields (in {dotted!r})")
-        return replace(config, **{head: _override(current, rest, raw_value)})
-    value = yaml.safe_load(raw_value)
-    if isinstance(value, list):
-        value = tuple(value)
-    return replace(config, **{head: value})
-
-
 def load_preprocess_config(path: Path | None = None, *, preset: Literal["tiny", "paper"] = "paper",
                            overrides: list[str] | tuple[str, ...] = ()) -> PreprocessConfig:
-    """Build a config: ``preset``, then the YAML file's fields (nested mappings), then ``KEY=VALUE`` overrides."""
-    if preset not in ("tiny", "paper"):
-        raise ValueError(f"preset must be 'tiny' or 'paper', got {preset!r}")
-    config = PreprocessConfig.tiny() if preset == "tiny" else PreprocessConfig.paper()
-    assignments: list[tuple[str, str]] = []
-    if path is not None:
-        document = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(document, dict):
-            raise ValueError(f"{path}: expected a mapping of config fields")
-
-        def flatten(prefix: str, value: Any) -> None:
-            if isinstance(value, dict):
-                for key, sub in value.items():
-                    flatten(f"{prefix}.{key}" if prefix else str(key), sub)
-            else:
-                assignments.append((prefix, yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()))
-
-        flatten("", document)
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"override must look like KEY=VALUE, got {item!r}")
-        assignments.append((key.strip(), value))
-    for key, value in assignments:
-        config = _override(config, key, value)
-    return config
+    """Build a config: ``preset``, then the YAML file's fields (nested mappings), then ``KEY=VALUE`` overrides
+    (see :func:`pipelines.config.load_config`)."""
+    return load_config(PreprocessConfig, path, preset=preset, overrides=overrides)
 
 
 # --------------------------------------------------------------------------------------- plan

@@ -61,11 +61,15 @@ class _ShardScan:
     statuses: Counter[str] = field(default_factory=Counter)
     #: quality value name -> [(sample key, value)], from ``meta["extra"]["quality"]``
     quality: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+    #: (sample key, value name, value, bound) of values outside the sample's own gate bounds
+    out_of_bounds: list[tuple[str, str, float, str]] = field(default_factory=list)
 
 
 #: A quality value is an outlier when it lies further than this many robust standard deviations
-#: (1.4826 x median absolute deviation) from the median of its folder.
+#: (1.4826 x median absolute deviation) from the median of its folder ...
 OUTLIER_SIGMAS = 3.5
+#: ... and the folder holds at least this many values (fewer say nothing about a distribution).
+OUTLIER_MIN_SAMPLES = 8
 
 
 def _basename(url: str) -> str:
@@ -143,10 +147,18 @@ def _scan_shard(url: str) -> _ShardScan:
         if isinstance(gates, dict) and "status" in gates:
             scan.statuses[str(gates["status"])] += 1
         quality = extra.get("quality")
+        bounds = gates.get("bounds") if isinstance(gates, dict) and isinstance(gates.get("bounds"), dict) else {}
         if isinstance(quality, dict):
             for name, value in quality.items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
                     scan.quality.setdefault(str(name), []).append((key, float(value)))
+                    bound = bounds.get(name)
+                    if isinstance(bound, (list, tuple)) and len(bound) == 2:
+                        low, high = bound
+                        if low is not None and value < low:
+                            scan.out_of_bounds.append((key, str(name), float(value), f"min {low}"))
+                        elif high is not None and value > high:
+                            scan.out_of_bounds.append((key, str(name), float(value), f"max {high}"))
         try:
             name, version = read_schema_tag(raw)
             scan.schemas[f"{name} v{version}"] += 1
@@ -162,7 +174,8 @@ def quality_summary(values: dict[str, list[tuple[str, float]]]) -> dict[str, dic
     """Distribution of each quality value over samples, and its outliers.
 
     Returns ``{name: {"n", "min", "p05", "median", "p95", "max", "outliers": [[key, value], ...]}}``;
-    an outlier is further than :data:`OUTLIER_SIGMAS` robust standard deviations from the median.
+    an outlier is further than :data:`OUTLIER_SIGMAS` robust standard deviations from the median
+    (only named when there are at least :data:`OUTLIER_MIN_SAMPLES` values).
     """
     summary: dict[str, dict[str, Any]] = {}
     for name, items in sorted(values.items()):
@@ -173,7 +186,9 @@ def quality_summary(values: dict[str, list[tuple[str, float]]]) -> dict[str, dic
         def quantile(q: float) -> float:
             return numbers[min(len(numbers) - 1, max(0, round(q * (len(numbers) - 1))))]
 
-        outliers = [[key, value] for key, value in items if spread > 0 and abs(value - median) > OUTLIER_SIGMAS * spread]
+        enough = len(numbers) >= OUTLIER_MIN_SAMPLES
+        outliers = [[key, value] for key, value in items
+                    if enough and spread > 0 and abs(value - median) > OUTLIER_SIGMAS * spread]
         summary[name] = {"n": len(numbers), "min": numbers[0], "p05": quantile(0.05), "median": median,
                          "p95": quantile(0.95), "max": numbers[-1], "outliers": outliers}
     return summary
@@ -226,11 +241,15 @@ def _cmd_inspect(args: argparse.Namespace, out: TextIO) -> int:
             modes: Counter[str] = Counter()
             statuses: Counter[str] = Counter()
             quality: dict[str, list[tuple[str, float]]] = {}
+            out_of_bounds: list[tuple[str, str, float, str]] = []
             for scan in scans:
                 modes.update(scan.modes)
                 statuses.update(scan.statuses)
+                out_of_bounds.extend(scan.out_of_bounds)
                 for name, items in scan.quality.items():
                     quality.setdefault(name, []).extend(items)
+            if out_of_bounds:
+                report["outside_gates"] = [list(item) for item in out_of_bounds]
             if modes:
                 report["modes"] = dict(sorted(modes.items()))
             if statuses:
@@ -262,6 +281,8 @@ def _cmd_inspect(args: argparse.Namespace, out: TextIO) -> int:
             for name, row in report["quality"].items():
                 for key, value in row["outliers"]:
                     out.write(f"outlier:  {key}: {name} = {value:.4g} (median {row['median']:.4g})\n")
+        for key, name, value, bound in report.get("outside_gates", []):
+            out.write(f"gate:     {key}: {name} = {value:.4g} outside its gate ({bound}; packed by override)\n")
         for shard in report["shards"]:
             digest = f"  sha256 {shard['sha256'][:12]}" if "sha256" in shard else ""
             out.write(f"  {shard['file']:<28} {shard['samples']:>6} samples {_human(shard['size_bytes']):>10}{digest}\n")

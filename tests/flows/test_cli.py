@@ -13,7 +13,8 @@ def test_help_lists_the_commands(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for command in ("body", "synth", "preprocess", "serve", "demo"):
+    for command in ("body", "synth", "preprocess", "serve", "demo", "train-nerf", "bake-nerf", "cache-latents",
+                    "train", "splits"):
         assert command in out
 
 
@@ -47,3 +48,26 @@ def test_preprocess_of_a_missing_folder_fails_with_its_name(tmp_path, capsys):
 def test_bad_override_is_a_clear_error(tmp_path, capsys):
     assert main(["preprocess", "thuman", str(tmp_path), str(tmp_path / "o"), "--set", "orbit.nope=1"]) == 2
     assert "unknown config field 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command, option", [("train-nerf", "--val-shards"), ("bake-nerf", "--checkpoint"),
+                                             ("train", "--nproc-per-node"), ("cache-latents", "--part")])
+def test_stage_commands_show_their_own_options(command, option, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert option in capsys.readouterr().out
+
+
+def test_splits_write_the_tiktok_test_split(tmp_path, capsys):
+    assert main(["splits", "write", "--out", str(tmp_path), "--dataset", "tiktok"]) == 0
+    written = capsys.readouterr().out
+    assert "tiktok: 6 test ids" in written
+    assert (tmp_path / "tiktok_test.json").is_file()
+
+
+def test_bake_nerf_reports_bad_arguments_with_exit_code_2(tmp_path, capsys):
+    code = main(["bake-nerf", "--subjects", str(tmp_path / "none"), "--out", str(tmp_path / "clips"),
+                 "--checkpoint", str(tmp_path / "ckpt"), "--set", "clip.nope=1"])
+    assert code == 2
+    assert "nope" in capsys.readouterr().err

@@ -29,3 +29,17 @@ def test_deployment_spec_errors_name_the_problem(tmp_path):
         load_deployment_specs(empty)
     with pytest.raises(ValueError, match="not found"):
         load_deployment_specs(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("name, flow_name", [("train-nerf", "train-nerf"), ("bake-nerf", "bake-nerf"),
+                                             ("train-diffusion", "train-diffusion")])
+def test_prefect_yaml_declares_the_model_stages_on_the_gpu_pool(name, flow_name):
+    import yaml
+
+    document = yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())
+    entry = next(item for item in document["deployments"] if item["name"] == name)
+    assert entry["work_pool"]["name"] == "gas-gpu"
+    spec = next(spec for spec in load_deployment_specs(REPO_ROOT / "prefect.yaml") if spec.name == name)
+    flow = spec.load_flow()
+    assert flow.name == flow_name
+    flow.validate_parameters(spec.parameters)

@@ -156,17 +156,30 @@ def test_inspect_prints_quality_distribution_and_names_outliers(tmp_path: Path, 
         for index in range(9):
             sample = make_subject(f"s{index}", seed=index)
             coverage = 0.0017 if index == 4 else 0.12 + 0.002 * index
+            bounds = {"mask_coverage_min": [0.01, None], "height_m": [0.8, 1.7]}
             sample.meta["extra"] = {"quality": {"mask_coverage_min": coverage, "height_m": 1.6 + 0.02 * index},
-                                    "gates": {"status": "ok"}}
+                                    "gates": {"status": "ok", "bounds": bounds}}
             writer.write(sample)
     assert main(["inspect", str(folder)]) == 0
     text = capsys.readouterr().out
     assert "mask_coverage_min" in text and "height_m" in text
     assert "outlier:  thuman21__s4: mask_coverage_min = 0.0017" in text
     assert text.count("outlier:") == 1
+    # outside the sample's own gate bounds (packed by an override): named whatever the distribution
+    assert "gate:     thuman21__s4: mask_coverage_min = 0.0017 outside its gate (min 0.01" in text
+    assert "gate:     thuman21__s8: height_m = 1.76 outside its gate (max 1.7" in text
     assert "gates:    ok=9" in text
     assert main(["inspect", "--json", str(folder)]) == 0
     report = json.loads(capsys.readouterr().out)[0]
     assert report["quality"]["height_m"]["n"] == 9 and report["quality"]["height_m"]["outliers"] == []
     assert main(["inspect", "--no-samples", str(folder)]) == 0
     assert "quality:" not in capsys.readouterr().out
+
+
+def test_too_few_values_name_no_statistical_outlier():
+    from shards.cli import OUTLIER_MIN_SAMPLES, quality_summary
+
+    few = [("short", 1.2)] + [(f"k{i}", 1.80 + 0.01 * i) for i in range(OUTLIER_MIN_SAMPLES - 2)]
+    assert quality_summary({"height_m": few})["height_m"]["outliers"] == []
+    many = few + [("one-more", 1.83)]
+    assert [key for key, _ in quality_summary({"height_m": many})["height_m"]["outliers"]] == ["short"]

@@ -1,0 +1,65 @@
+"""Synthetic subject shards for the NeRF benchmarks (``pipelines.synth`` subjects through ``pipelines.preprocess``).
+
+Imported by ``bench_nerf.py`` and ``bench_nerf_quality.py``; runnable alone to prepare the data:
+
+    GAS_CACHE_DIR=.cache PYOPENGL_PLATFORM=osmesa .venv/bin/python benchmarks/nerf_data.py OUT --subjects 24 --seed 11
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+os.environ.setdefault("GAS_CACHE_DIR", str(REPO_ROOT / ".cache"))
+
+from gas_core.render.gl import configure_headless_gl  # noqa: E402
+
+configure_headless_gl()
+
+from pipelines.preprocess import PreprocessConfig, pack_staged_subjects, plan_subjects, preprocess_subject  # noqa: E402
+from pipelines.synth import synthesize_dataset  # noqa: E402
+
+
+def make_synthetic_shards(out_dir: Path, *, subjects: int, seed: int, config: PreprocessConfig | None = None,
+                          texture_size: int = 256) -> Path:
+    """Synthesise ``subjects`` THuman-layout subjects with ``seed`` and preprocess them into ``out_dir/shards``.
+
+    Re-running skips what exists. Returns the shard folder.
+    """
+    config = config or PreprocessConfig.tiny()
+    raw = Path(out_dir) / "raw"
+    shards = Path(out_dir) / "shards"
+    synthesize_dataset("thuman", raw, num_subjects=subjects, seed=seed, texture_size=texture_size)
+    plan = plan_subjects("thuman", raw, shards)
+    for ref in plan.todo:
+        report = preprocess_subject(ref, config, plan.staging_dir)
+        logging.info("%s: %s (fit %.1f s)", ref.subject_id, report.status, report.fit_s)
+    pack_staged_subjects(plan.staging_dir, shards, config)
+    return shards
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--subjects", type=int, default=24)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--max-count", type=int, default=8, help="samples per shard")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    from dataclasses import replace
+
+    config = PreprocessConfig.tiny()
+    config = replace(config, shards=replace(config.shards, max_count=args.max_count))
+    start = time.perf_counter()
+    shards = make_synthetic_shards(args.out, subjects=args.subjects, seed=args.seed, config=config)
+    print(f"{shards}: ready in {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
