@@ -69,6 +69,7 @@ from gas_core.diffusion.edm import (
 from gas_core.diffusion.model import DENOISER_PARTS
 from gas_core.fileio import atomic_directory, atomic_write_bytes
 from pipelines.config import load_config
+from pipelines.distributed import DistributedContext, init_distributed
 from shards.reader import make_clip_pipeline
 
 __all__ = [
@@ -726,44 +727,6 @@ def training_loss(model: GASModel, denoiser: torch.nn.Module, batch: ClipBatch, 
 
 
 # ============================================================================================ distributed
-@dataclass(frozen=True)
-class DistributedContext:
-    """This process's place in the job: ``rank`` of ``world_size``, ``local_rank`` on its node, its ``device``."""
-
-    rank: int
-    world_size: int
-    local_rank: int
-    device: torch.device
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-
-def init_distributed() -> DistributedContext:
-    """Join the torchrun job described by ``WORLD_SIZE`` / ``RANK`` / ``LOCAL_RANK`` (NCCL on CUDA, else gloo).
-
-    A plain ``python`` run is a job of one. The device is ``cuda:LOCAL_RANK`` when CUDA is present.
-    """
-    world_size = int(os.environ.get("WORLD_SIZE", 1))
-    rank = int(os.environ.get("RANK", 0))
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    if torch.cuda.is_available():
-        device = torch.device("cuda", local_rank % torch.cuda.device_count())
-        torch.cuda.set_device(device)
-    else:
-        device = torch.device("cpu")
-    if world_size > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    if torch.distributed.is_initialized():
-        rank, world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return DistributedContext(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
-
-
 def _barrier(context: DistributedContext) -> None:
     if context.distributed:
         torch.distributed.barrier()

@@ -43,6 +43,7 @@ from gas_core.nerf import CameraBatch, GeneralizableHumanNeRF, NeRFModelConfig, 
 from gas_core.nerf.losses import LossWeights, load_lpips, reconstruction_losses, ssim
 from gas_core.nerf.sampling import pixel_centers
 from pipelines.config import override_field
+from pipelines.distributed import DistributedContext, init_distributed
 from shards.reader import make_subject_pipeline, resolve_shard_urls
 
 __all__ = [
@@ -396,38 +397,6 @@ def box_metrics(rgb: Tensor, opacity: Tensor, target_rgb: Tensor, target_mask: T
 
 
 # --------------------------------------------------------------------------------------- distributed
-@dataclass(frozen=True)
-class _Process:
-    rank: int
-    world_size: int
-    device: torch.device
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-
-def _start_process(config: NeRFTrainConfig) -> _Process:
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    use_cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
-    if config.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device is 'cuda' but no CUDA device is available")
-    if use_cuda:
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local_rank)
-        device = torch.device("cuda", local_rank)
-    else:
-        device = torch.device("cpu")
-    if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    return _Process(rank=rank, world_size=world_size, device=device)
-
-
 def _average_gradients(model: torch.nn.Module, world_size: int) -> None:
     """All-reduce and average the gradients of every trainable parameter (missing gradients count as zero)."""
     parameters = [p for p in model.parameters() if p.requires_grad]
@@ -471,7 +440,7 @@ def _learning_rate(config: NeRFOptimConfig, step: int) -> float:
     return config.learning_rate * 0.5 ** (step // config.lr_halving_steps)
 
 
-def _subject_stream(shards: Any, config: NeRFTrainConfig, process: _Process, epoch: int, *,
+def _subject_stream(shards: Any, config: NeRFTrainConfig, process: DistributedContext, epoch: int, *,
                     resampled: bool) -> Iterator[SubjectViews]:
     pipeline = make_subject_pipeline(shards, shuffle=config.data.shuffle, resampled=resampled,
                                      epoch_length=config.data.subjects_per_epoch, seed=config.seed)
@@ -550,7 +519,7 @@ def train_nerf(config: NeRFTrainConfig, shards: Any, out_dir: str | os.PathLike[
         raise ValueError(f"config must be a NeRFTrainConfig, got {type(config).__name__}")
     out_dir = Path(out_dir)
     urls = resolve_shard_urls(shards)
-    process = _start_process(config)
+    process = init_distributed(config.device)
     if config.threads is not None:
         torch.set_num_threads(int(config.threads))
     if config.model.image_size != config.data.image_size:
@@ -665,7 +634,7 @@ def train_nerf(config: NeRFTrainConfig, shards: Any, out_dir: str | os.PathLike[
                        lpips_used=lpips_model is not None, notes=tuple(notes))
 
 
-def _agree(flag: bool, process: _Process) -> bool:
+def _agree(flag: bool, process: DistributedContext) -> bool:
     """Rank 0's decision, shared with every rank (wall-clock limits differ slightly between processes)."""
     if not process.distributed:
         return flag
