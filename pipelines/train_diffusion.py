@@ -62,11 +62,11 @@ from gas_core.diffusion.edm import (
     denoise,
     denoising_loss,
     edm_preconditioning,
-    karras_sigmas,
     noise_augment,
     sample_log_normal_sigmas,
 )
 from gas_core.diffusion.model import DENOISER_PARTS
+from gas_core.diffusion.sampler import sample_latents
 from gas_core.fileio import atomic_directory, atomic_write_bytes
 from pipelines.config import load_config
 from pipelines.distributed import DistributedContext, init_distributed
@@ -1071,29 +1071,15 @@ def _export_final(model: GASModel, ema: Any | None, parameters: list[torch.nn.Pa
 @torch.no_grad()
 def sample_clip(model: GASModel, conditions: GASConditions, *, num_frames: int, num_steps: int,
                 generator: torch.Generator | None = None, sigma_data: float = 1.0) -> Tensor:
-    """Preview sampler: Euler steps of the EDM probability-flow ODE over :func:`karras_sigmas`, no guidance.
+    """Preview sampler: :func:`gas_core.diffusion.sampler.sample_latents` (EDM Euler steps over Karras sigmas), no guidance.
 
-    ``conditions`` for B clips; returns SCALED latents ``(B, F, 4, h, w)``. (The product's sampler,
-    with guidance schedules and long-sequence windows, is the inference module's job.)
+    ``conditions`` for B clips of ``num_frames`` frames; returns SCALED latents ``(B, F, 4, h, w)``.
+    (Guidance schedules and long-sequence windows are options of ``sample_latents`` used by generation.)
     """
-    reference = conditions.reference_latent
-    batch, channels, height, width = reference.shape
-    device = reference.device
-    sigmas = karras_sigmas(num_steps).to(device)
-    latents = torch.randn((batch, num_frames, channels, height, width), generator=generator, device=device) * sigmas[0]
-    was_training = model.denoiser.training
-    model.denoiser.eval()
-    try:
-        for index in range(num_steps):
-            sigma = sigmas[index].expand(batch)
-            preconditioning = edm_preconditioning(sigma, sigma_data=sigma_data)
-            output = model.denoiser(append_dims(preconditioning.c_in, 5) * latents, preconditioning.c_noise, conditions)
-            denoised = denoise(output.float(), latents, preconditioning)
-            derivative = (latents - denoised) / sigmas[index]
-            latents = latents + derivative * (sigmas[index + 1] - sigmas[index])
-    finally:
-        model.denoiser.train(was_training)
-    return latents
+    if num_frames != conditions.nerf_latents.shape[1]:
+        raise ValueError(f"num_frames ({num_frames}) must equal the frames of conditions.nerf_latents "
+                         f"({conditions.nerf_latents.shape[1]})")
+    return sample_latents(model, conditions, num_steps=num_steps, generator=generator, sigma_data=sigma_data)
 
 
 def _log_sample_grid(writer, model: GASModel, ema: Any | None, parameters: list[torch.nn.Parameter], preview: ClipBatch,

@@ -57,3 +57,8 @@ __all__ += [
     "noise_augment",
     "sample_log_normal_sigmas",
 ]
+
+# Sampling: EDM Euler steps with per-frame classifier-free guidance and sliding windows.
+from gas_core.diffusion.sampler import sample_latents  # noqa: E402
+
+__all__ += ["sample_latents"]
