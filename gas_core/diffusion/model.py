@@ -180,7 +180,7 @@ class GASModel:
         if new_keys or info["unexpected_keys"] or info["mismatched_keys"]:
             raise ValueError(f"{svd_dir / 'unet'} does not match the SVD UNet: missing {sorted(new_keys)}, "
                              f"unexpected {sorted(info['unexpected_keys'])}, mismatched {info['mismatched_keys']}")
-        unet.zero_mode_embedding_()
+        unet.reset_mode_embedding_()  # the switcher is not in the checkpoint: never leave it uninitialised
         pose_net, nerf_net = condition_sizes.build(unet.config.block_out_channels[0])
         if torch_dtype is not None:
             pose_net, nerf_net = pose_net.to(torch_dtype), nerf_net.to(torch_dtype)

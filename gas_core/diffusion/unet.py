@@ -102,6 +102,17 @@ class GASUNet(UNetSpatioTemporalConditionModel):
         nn.init.zeros_(self.mode_embedding.linear_2.weight)
         nn.init.zeros_(self.mode_embedding.linear_2.bias)
 
+    @torch.no_grad()
+    def reset_mode_embedding_(self) -> None:
+        """Initialise the whole switcher MLP afresh (first layer as ``nn.Linear`` does, last layer zero).
+
+        For a UNet loaded from a stock SVD checkpoint, which has no switcher weights: diffusers'
+        ``from_pretrained`` leaves weights missing from the checkpoint uninitialised (``torch.empty``),
+        and uninitialised memory may hold NaN, which even a zero last layer would pass on.
+        """
+        self.mode_embedding.linear_1.reset_parameters()
+        self.zero_mode_embedding_()
+
     def encode_mode(self, mode: Tensor, dtype: torch.dtype) -> Tensor:
         """Switcher embedding: one-hot ``mode`` ``(B, 2)`` -> ``(B, 4 * block_out_channels[0])``."""
         if mode.ndim != 2 or mode.shape[1] != NUM_MODES:

@@ -147,6 +147,9 @@ def test_from_base_svd_on_a_tiny_diffusers_folder(tmp_path, variant):
     for key, value in stock_unet.state_dict().items():
         assert torch.equal(unet_state[key], value), key
     assert not model.denoiser.unet.mode_embedding.linear_2.weight.any()
+    # the switcher is absent from the checkpoint: its first layer gets nn.Linear's init, never leftover memory
+    first = model.denoiser.unet.mode_embedding.linear_1.weight
+    assert torch.isfinite(first).all() and first.abs().max() <= first.shape[1] ** -0.5 and first.abs().max() > 0
     noisy, conditions = random_noisy_latents(), random_conditions(model)
     with torch.no_grad():
         assert torch.equal(model.denoiser(noisy, C_NOISE, conditions), _stock_output(stock_unet, noisy, conditions))
