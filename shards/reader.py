@@ -268,6 +268,18 @@ def clip_to_tensors(sample: ClipSample) -> dict[str, Any]:
     return output
 
 
+def _where(raw: Mapping[str, Any]) -> str:
+    """``shard URL sample KEY`` of a raw sample, for error messages."""
+    return f"shard {raw.get('__url__', '?')} sample {raw.get('__key__', '?')}"
+
+
+def _with_origin(output: dict[str, Any], raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``output`` with the raw sample's ``__key__`` and ``__url__`` added."""
+    output["__key__"] = raw["__key__"]
+    output["__url__"] = raw.get("__url__", "")
+    return output
+
+
 class SubjectTensorDecoder:
     """Pipeline stage callable: raw sample -> :class:`SubjectSample` or tensor dict (picklable for workers)."""
 
@@ -275,14 +287,8 @@ class SubjectTensorDecoder:
         self.to_tensors = to_tensors
 
     def __call__(self, raw: Mapping[str, Any]) -> SubjectSample | dict[str, Any]:
-        where = f"shard {raw.get('__url__', '?')} sample {raw.get('__key__', '?')}"
-        subject = decode(raw, where=where)
-        if not self.to_tensors:
-            return subject
-        output = subject_to_tensors(subject)
-        output["__key__"] = raw["__key__"]
-        output["__url__"] = raw.get("__url__", "")
-        return output
+        subject = decode(raw, where=_where(raw))
+        return _with_origin(subject_to_tensors(subject), raw) if self.to_tensors else subject
 
 
 class ClipTensorDecoder:
@@ -298,16 +304,10 @@ class ClipTensorDecoder:
             raise ValueError(f"modes must be a subset of {tuple(MODE_ONE_HOT)}, got {modes!r}")
 
     def __call__(self, raw: Mapping[str, Any]) -> ClipSample | dict[str, Any] | None:
-        where = f"shard {raw.get('__url__', '?')} sample {raw.get('__key__', '?')}"
-        clip = decode_clip(raw, where=where)
+        clip = decode_clip(raw, where=_where(raw))
         if self.modes is not None and clip.mode not in self.modes:
             return None
-        if not self.to_tensors:
-            return clip
-        output = clip_to_tensors(clip)
-        output["__key__"] = raw["__key__"]
-        output["__url__"] = raw.get("__url__", "")
-        return output
+        return _with_origin(clip_to_tensors(clip), raw) if self.to_tensors else clip
 
 
 def _drop_none(source: Iterator[Any]) -> Iterator[Any]:
