@@ -55,11 +55,14 @@ from shards.remote import is_remote
 from shards.schema import (
     CLIP_SCHEMA,
     SUBJECT_SCHEMA,
+    VIDEO_SCHEMA,
     ClipSample,
     SchemaError,
     SubjectSample,
-    decode,
+    VideoSample,
+    decode_sample,
     make_clip_key,
+    read_schema_tag,
 )
 from shards.writer import ShardWriter
 
@@ -88,7 +91,11 @@ __all__ = [
     "plan_bake",
     "resolve_device",
     "resolve_rank",
+    "pose_clip_labels",
+    "pose_clip_specs",
+    "pose_reference_frames",
     "subject_clip_source",
+    "video_clip_source",
     "view_clip_specs",
     "view_orbit_indices",
     "view_reference_indices",
@@ -105,17 +112,36 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 @dataclass(frozen=True)
 class ClipConfig:
     """Clip sizes: ``width`` x ``height`` pixels, ``num_frames`` frames per clip, ``num_references``
-    reference views per subject, evenly spaced in azimuth (4: front, side, back, other side)."""
+    reference views per subject, evenly spaced in azimuth (4: front, side, back, other side).
+
+    Pose clips (video segments): ``pose_frames`` frames per clip (None: ``num_frames``; frame 0 is the
+    reference frame itself, the others follow it), ``pose_references`` reference frames per segment,
+    evenly spaced over the frames a clip can start at; for multi-view video ``pose_cameras`` reference
+    cameras (evenly spaced among the segment's cameras) and, per reference, ``pose_cross_views`` clips
+    whose targets are seen from another camera (novel view animation, ground truth from that camera).
+    """
 
     width: int = 512
     height: int = 512
     num_frames: int = 20
     num_references: int = 4
+    pose_frames: int | None = None
+    pose_references: int = 2
+    pose_cameras: int = 1
+    pose_cross_views: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("width", "height", "num_frames", "num_references"):
+        for name in ("width", "height", "num_frames", "num_references", "pose_references", "pose_cameras"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"clip.{name} must be >= 1, got {getattr(self, name)}")
+        if self.pose_frames is not None and int(self.pose_frames) < 1:
+            raise ValueError(f"clip.pose_frames must be >= 1 or None, got {self.pose_frames}")
+        if int(self.pose_cross_views) < 0:
+            raise ValueError(f"clip.pose_cross_views must be >= 0, got {self.pose_cross_views}")
+
+    @property
+    def frames_per_pose_clip(self) -> int:
+        return int(self.pose_frames if self.pose_frames is not None else self.num_frames)
 
 
 @dataclass(frozen=True)
@@ -295,12 +321,14 @@ class BakeInputError(ValueError):
 
 @dataclass(frozen=True)
 class ClipSource:
-    """Frames clips are drawn from: a scan subject's M views (a video's M frames later).
+    """Images clips are drawn from: a scan subject's M views, or a video segment's M = C x T images.
 
     ``images`` uint8 (M, H, W, 3); ``masks`` uint8 (M, H, W) 0/255; ``cameras`` M cameras of that size;
     ``smpl`` M dicts (``betas`` (10,), ``body_pose`` (23, 3), ``global_orient`` (3,), ``transl`` (3,)
-    metres, ``scale``, ``body_model`` label), one per frame (all equal for a scan); ``normals``
+    metres, ``scale``, ``body_model`` label), one per image (all equal for a scan); ``normals``
     optional uint8 (M, H, W, 3) fitted-body normal maps; ``origin`` where it was read from.
+    Video segments: ``num_cameras`` C (images camera-major: image ``c * T + t``) and ``segment``, the
+    segment's index in its video (it prefixes clip labels: ``seg002-pose010``); scans leave both default.
     """
 
     dataset: str
@@ -311,10 +339,18 @@ class ClipSource:
     smpl: tuple[Mapping[str, Any], ...]
     normals: np.ndarray | None = None
     origin: Mapping[str, Any] = field(default_factory=dict)
+    num_cameras: int = 1
+    segment: int | None = None
 
     @property
     def num_frames(self) -> int:
+        """Images of the source (views of a scan, C x T images of a video segment)."""
         return int(len(self.images))
+
+    @property
+    def frames_per_camera(self) -> int:
+        """T: the frames one camera of a video segment holds (M for a scan)."""
+        return self.num_frames // max(1, int(self.num_cameras))
 
     @property
     def size(self) -> tuple[int, int]:
@@ -328,7 +364,8 @@ class ClipSpec:
 
     ``mode``: "view" or "pose"; ``reference_index``: the source frame used as the reference image;
     ``frame_indices``: the source frame (ground truth) of each target frame; ``cameras`` and ``smpl``:
-    the camera and SMPL parameters of each target frame (source size).
+    the camera and SMPL parameters of each target frame (source size); ``name``: the clip label when it is
+    not ``{mode}{reference_index:03d}`` (pose clips: :func:`pose_clip_label`).
     """
 
     mode: Literal["view", "pose"]
@@ -336,6 +373,7 @@ class ClipSpec:
     frame_indices: tuple[int, ...]
     cameras: tuple[Camera, ...]
     smpl: tuple[Mapping[str, Any], ...]
+    name: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in ("view", "pose"):
@@ -346,11 +384,20 @@ class ClipSpec:
 
     @property
     def label(self) -> str:
-        """``view005``: the last part of the clip key (as :attr:`shards.schema.ClipSample.key` builds it)."""
-        return clip_label(self.mode, self.reference_index)
+        """``view005`` / ``pose010``: the clip's name within its source (see :meth:`clip_id`)."""
+        return self.name if self.name is not None else clip_label(self.mode, self.reference_index)
+
+    def clip_id(self, source: ClipSource) -> str:
+        """The last part of the clip key: the label, prefixed by the segment of a video source (``seg002-pose010``)."""
+        return segment_clip_id(source.segment, self.label)
 
     def key(self, source: ClipSource) -> str:
-        return make_clip_key(source.dataset, source.subject_id, self.label)
+        return make_clip_key(source.dataset, source.subject_id, self.clip_id(source))
+
+
+def segment_clip_id(segment: int | None, label: str) -> str:
+    """``label`` for scans, ``seg{segment:03d}-{label}`` for a video segment."""
+    return label if segment is None else f"seg{int(segment):03d}-{label}"
 
 
 def clip_label(mode: str, reference_index: int) -> str:
@@ -405,6 +452,92 @@ def view_clip_specs(source: ClipSource, clip: ClipConfig) -> list[ClipSpec]:
                               cameras=tuple(source.cameras[i] for i in indices),
                               smpl=tuple(source.smpl[i] for i in indices)))
     return specs
+
+
+def pose_reference_frames(num_frames: int, clip_frames: int, count: int) -> tuple[int, ...]:
+    """Reference frames of ``count`` pose clips of ``clip_frames`` frames in a segment of ``num_frames`` frames.
+
+    A clip starting at frame ``r`` holds frames ``r .. r + clip_frames - 1``; the starts are spread evenly
+    over ``0 .. num_frames - clip_frames`` (fewer when the segment is too short for ``count`` distinct starts).
+    """
+    if clip_frames < 1 or count < 1:
+        raise ValueError(f"clip_frames and count must be >= 1, got {clip_frames} and {count}")
+    if num_frames < clip_frames:
+        raise ValueError(f"a segment of {num_frames} frames is shorter than a pose clip of {clip_frames} frames "
+                         "(lower clip.pose_frames or preprocess longer segments)")
+    last = num_frames - clip_frames
+    if count == 1:
+        return (0,)
+    return tuple(sorted({int(round(k * last / (count - 1))) for k in range(count)}))
+
+
+def _pose_clip_layout(num_cameras: int, num_frames: int, clip: ClipConfig) -> list[tuple[int, int, int]]:
+    """``(reference camera, target camera, reference frame)`` of every pose clip of a segment."""
+    cameras = max(1, int(num_cameras))
+    references = view_reference_indices(cameras, min(int(clip.pose_cameras), cameras))
+    crosses = min(int(clip.pose_cross_views), cameras - 1)
+    layout = []
+    for frame in pose_reference_frames(num_frames, clip.frames_per_pose_clip, int(clip.pose_references)):
+        for camera in references:
+            layout.append((camera, camera, frame))
+            for k in range(1, crosses + 1):
+                layout.append((camera, (camera + int(round(k * cameras / (crosses + 1)))) % cameras, frame))
+    return layout
+
+
+def pose_clip_label(reference_frame: int, reference_camera: int, target_camera: int, num_cameras: int) -> str:
+    """``pose010`` (monocular), ``pose010-cam03`` (multi-view, same camera), ``pose010-cam03to07`` (novel view)."""
+    label = f"pose{int(reference_frame):03d}"
+    if num_cameras > 1:
+        label += f"-cam{int(reference_camera):02d}"
+        if target_camera != reference_camera:
+            label += f"to{int(target_camera):02d}"
+    return label
+
+
+def pose_clip_labels(num_cameras: int, num_frames: int, clip: ClipConfig) -> tuple[str, ...]:
+    """Labels of the pose clips of a video segment of ``num_cameras`` x ``num_frames`` images (no image needed)."""
+    return tuple(pose_clip_label(frame, ref, target, num_cameras)
+                 for ref, target, frame in _pose_clip_layout(num_cameras, num_frames, clip))
+
+
+def pose_clip_specs(source: ClipSource, clip: ClipConfig) -> list[ClipSpec]:
+    """Pose clips of a video segment: a reference frame and the following frames' poses under a fixed camera.
+
+    For each reference frame (:func:`pose_reference_frames`) and reference camera, one clip whose targets
+    are frames ``r .. r + F - 1`` of the same camera, all rendered with the reference frame's camera
+    (frame 0 is the reference itself); with several cameras also ``clip.pose_cross_views`` clips whose
+    targets are seen from another camera (ground truth from that camera). Raises
+    :class:`BakeInputError` when the segment is shorter than one clip.
+    """
+    cameras = max(1, int(source.num_cameras))
+    if source.num_frames % cameras:
+        raise BakeInputError(f"video {source.dataset}/{source.subject_id}: {source.num_frames} images are not "
+                             f"{cameras} cameras x T frames")
+    frames = source.frames_per_camera
+    try:
+        layout = _pose_clip_layout(cameras, frames, clip)
+    except ValueError as error:
+        raise BakeInputError(f"video {source.dataset}/{source.subject_id} segment {source.segment}: {error}") from error
+    count = clip.frames_per_pose_clip
+    specs = []
+    for reference_camera, target_camera, frame in layout:
+        reference = reference_camera * frames + frame
+        targets = tuple(target_camera * frames + t for t in range(frame, frame + count))
+        camera = source.cameras[target_camera * frames + frame]  # fixed camera: the target camera at the reference frame
+        specs.append(ClipSpec(mode="pose", reference_index=reference, frame_indices=targets,
+                              cameras=tuple(camera for _ in targets), smpl=tuple(source.smpl[i] for i in targets),
+                              name=pose_clip_label(frame, reference_camera, target_camera, cameras)))
+    return specs
+
+
+def video_clip_source(sample: VideoSample, *, origin: Mapping[str, Any] | None = None) -> ClipSource:
+    """A :class:`ClipSource` of a decoded video segment (its C x T frames, masks, cameras, per-frame SMPL)."""
+    return ClipSource(dataset=str(sample.meta["dataset"]), subject_id=str(sample.meta["subject_id"]),
+                      images=sample.frames, masks=sample.masks,
+                      cameras=tuple(Camera.from_dict(camera) for camera in sample.cameras),
+                      smpl=tuple(dict(item) for item in sample.smpl), normals=sample.normals,
+                      origin=dict(origin or {}), num_cameras=sample.num_cameras, segment=int(sample.video["segment"]))
 
 
 def subject_clip_source(sample: SubjectSample, *, origin: Mapping[str, Any] | None = None) -> ClipSource:
@@ -580,6 +713,7 @@ class ClipBaker:
         meta = {
             "dataset": source.dataset,
             "subject_id": source.subject_id,
+            **({"clip_id": spec.clip_id(source)} if spec.clip_id(source) != clip_label(spec.mode, spec.reference_index) else {}),
             "mode": spec.mode,
             "reference_index": int(spec.reference_index),
             "frame_indices": [int(i) for i in spec.frame_indices],
@@ -821,17 +955,54 @@ class ShardBakeReport:
         return not self.error and not self.failed
 
 
-def _subject_header(raw: Mapping[str, Any], where: str) -> tuple[str, str, int]:
-    """``(dataset, subject_id, number of views)`` of a raw subject sample, without decoding its images."""
+@dataclass(frozen=True)
+class _SampleHeader:
+    """What a raw input sample will give, read without decoding its images: its clip keys."""
+
+    dataset: str
+    subject_id: str
+    clip_keys: tuple[str, ...]
+    labels: tuple[str, ...]
+
+
+def _sample_header(raw: Mapping[str, Any], clip: ClipConfig, where: str) -> _SampleHeader:
+    """The clip labels/keys a raw subject sample (view clips) or video segment (pose clips) gives."""
     try:
         meta = json.loads(raw["meta.json"])
         dataset, subject_id = str(meta["dataset"]), str(meta["subject_id"])
+        schema_name, _ = read_schema_tag(raw, where=where)
     except (KeyError, TypeError, ValueError) as error:
         raise BakeInputError(f"{where}: meta.json is missing or unreadable ({error!r})") from error
-    spec = SUBJECT_SCHEMA.field("views")
-    matches = (SUBJECT_SCHEMA.match_member(suffix) for suffix in raw if not suffix.startswith("__"))
-    num_views = sum(1 for match in matches if match is not None and match[0] is spec)
-    return dataset, subject_id, num_views
+    try:
+        if schema_name == VIDEO_SCHEMA.name:
+            video = json.loads(raw["video.json"])
+            segment = int(video["segment"])
+            labels = pose_clip_labels(int(video["num_cameras"]), int(video["num_frames"]), clip)
+        else:
+            segment = None
+            spec = SUBJECT_SCHEMA.field("views")
+            matches = (SUBJECT_SCHEMA.match_member(suffix) for suffix in raw if not suffix.startswith("__"))
+            labels = view_clip_labels(sum(1 for match in matches if match is not None and match[0] is spec), clip)
+    except (KeyError, TypeError, ValueError) as error:
+        raise BakeInputError(f"{where}: {error}") from error
+    ids = tuple(segment_clip_id(segment, label) for label in labels)
+    return _SampleHeader(dataset, subject_id, tuple(make_clip_key(dataset, subject_id, i) for i in ids), labels)
+
+
+def _clip_source_and_specs(raw: Mapping[str, Any], clip: ClipConfig, origin: Mapping[str, Any],
+                           where: str) -> tuple[ClipSource, list[ClipSpec]]:
+    """Decode a raw input sample into its clip source and every clip spec it gives (view or pose clips)."""
+    try:
+        sample = decode_sample(raw, where=where)
+    except SchemaError as error:
+        raise BakeInputError(str(error)) from error
+    if isinstance(sample, VideoSample):
+        source = video_clip_source(sample, origin=origin)
+        return source, pose_clip_specs(source, clip)
+    if isinstance(sample, SubjectSample):
+        source = subject_clip_source(sample, origin=origin)
+        return source, view_clip_specs(source, clip)
+    raise BakeInputError(f"{where}: a {sample.schema.name} sample cannot be baked; give subject or video shards")
 
 
 def _read_subjects(url: str, report: ShardBakeReport) -> Iterator[dict[str, Any]]:
@@ -885,22 +1056,16 @@ def bake_input_shard(baker: ClipBaker, shard: InputShard, plan: BakePlan, *,
             key = str(raw.get("__key__", "?"))
             where = f"{shard.url} sample {key}"
             try:
-                dataset, subject_id, num_views = _subject_header(raw, where)
-                try:
-                    labels = view_clip_labels(num_views, config.clip)
-                except ValueError as error:
-                    raise BakeInputError(f"{where}: {error}") from error
-                todo = [label for label in labels if make_clip_key(dataset, subject_id, label) not in done_keys]
+                header = _sample_header(raw, config.clip, where)
+                labels = header.clip_keys
+                todo = [clip_key for clip_key in header.clip_keys if clip_key not in done_keys]
                 if not todo:
                     subject = SubjectBakeReport(shard.url, key, "skipped", clips_skipped=len(labels))
                 else:
-                    try:
-                        sample = decode(raw, where=where)
-                    except SchemaError as error:
-                        raise BakeInputError(str(error)) from error
-                    source = subject_clip_source(sample, origin={"subject_shard": shard.url, "subject_key": key})
+                    source, all_specs = _clip_source_and_specs(
+                        raw, config.clip, {"subject_shard": shard.url, "subject_key": key}, where)
                     baker.check_source(source)
-                    specs = [spec for spec in view_clip_specs(source, config.clip) if spec.label in todo]
+                    specs = [spec for spec in all_specs if spec.key(source) in todo]
                     if writer is None:
                         writer = open_writer.enter_context(ShardWriter(
                             plan.out_dir, shard.prefix, CLIP_SCHEMA, max_count=1 << 30,

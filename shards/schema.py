@@ -20,9 +20,11 @@ name or version it does not know (:class:`SchemaVersionError`), naming the shard
 Shards hold PNG, ``.npy``, ``.json`` (and ``.mp4``) only, never pickles.
 
 :data:`SUBJECT_SCHEMA` (``subject`` v1) is the hand-off of the preprocess stage;
+:data:`VIDEO_SCHEMA` (``video`` v1) is the hand-off of the video preprocessing (monocular and multi-view
+video: frames, masks, per-frame cameras and SMPL, cut into segments);
 :data:`CLIP_SCHEMA` (``clip`` v1) is the hand-off of the NeRF bake to the diffusion trainer (a
 reference image, target frames with their NeRF renderings and SMPL normal maps, in ``view`` or
-``pose`` mode). Both are listed in :data:`KNOWN_SCHEMAS`.
+``pose`` mode). All are listed in :data:`KNOWN_SCHEMAS`.
 """
 
 from __future__ import annotations
@@ -54,12 +56,17 @@ __all__ = [
     "SchemaError",
     "SchemaVersionError",
     "SubjectSample",
+    "VIDEO_KINDS",
+    "VIDEO_SCHEMA",
+    "VideoSample",
     "decode",
     "decode_clip",
     "decode_sample",
+    "decode_video",
     "encode",
     "make_clip_key",
     "make_key",
+    "make_video_key",
     "read_schema_tag",
     "schema_for",
     "split_member_name",
@@ -634,8 +641,52 @@ CLIP_SCHEMA = SampleSchema(
     ),
 )
 
+#: Where a video sample comes from: one monocular video (``monocular``) or synchronised cameras (``multiview``).
+VIDEO_KINDS = ("monocular", "multiview")
+
+VIDEO_SCHEMA = SampleSchema(
+    name="video",
+    version=1,
+    description=(
+        "One segment of a video subject: T consecutive frames seen by C synchronised cameras (C = 1 for "
+        "monocular video), with foreground masks, a camera and SMPL parameters per image. Images are stored "
+        "camera-major: image i is camera i // T at frame i % T (N = C * T)."
+    ),
+    fields=(
+        FieldSpec("frames", "frame", Encoding.PNG_RGB, per_view=True,
+                  description="video frames, uint8 (N, H, W, 3), N = C * T, camera-major"),
+        FieldSpec("masks", "mask", Encoding.PNG_GRAY, per_view=True,
+                  description="foreground masks of the frames, uint8 (N, H, W), 0/255 (0 everywhere: no person found)"),
+        FieldSpec("cameras", "cameras.json", Encoding.JSON, per_view=True, json_keys=_CAMERA_KEYS,
+                  description="OpenCV camera of every image: K pixels, world-to-camera R, t metres"),
+        FieldSpec("smpl", "smpl.json", Encoding.JSON, per_view=True, json_keys=_SMPL_KEYS,
+                  description="SMPL parameters of every image (equal for the C images of one frame)"),
+        FieldSpec(
+            "video",
+            "video.json",
+            Encoding.JSON,
+            description="layout of the segment: kind, cameras C, frames T, fps, segment index, source frame numbers",
+            json_keys=(
+                JsonKey("kind", JsonKind.STRING, choices=VIDEO_KINDS),
+                JsonKey("num_cameras", JsonKind.INTEGER),
+                JsonKey("num_frames", JsonKind.INTEGER),
+                JsonKey("fps", JsonKind.NUMBER),
+                JsonKey("segment", JsonKind.INTEGER),
+                JsonKey("source_frames", JsonKind.ARRAY, shape=(None,)),
+                JsonKey("camera_names", JsonKind.ANY, required=False),
+            ),
+        ),
+        FieldSpec("meta", "meta.json", Encoding.JSON, json_keys=_META_KEYS,
+                  description="dataset, subject_id (the sequence), source paths, extra (status per frame, quality)"),
+        FieldSpec("normals", "normal", Encoding.PNG_RGB, per_view=True, required=False,
+                  description="optional SMPL normal maps per image, uint8 (N, H, W, 3), official GAS encoding"),
+        FieldSpec("keypoints", "keypoints.npy", Encoding.NPY, required=False, dtype="float32", shape=("N", None, 3),
+                  description="optional 2D keypoints per image, float32 (N, J, 3): x, y pixels and confidence"),
+    ),
+)
+
 #: Every schema this code can read; a sample tagged with anything else is refused.
-KNOWN_SCHEMAS: tuple[SampleSchema, ...] = (SUBJECT_SCHEMA, CLIP_SCHEMA)
+KNOWN_SCHEMAS: tuple[SampleSchema, ...] = (SUBJECT_SCHEMA, CLIP_SCHEMA, VIDEO_SCHEMA)
 
 
 def schema_for(name: str, version: int, *, where: str = "") -> SampleSchema:
@@ -749,6 +800,71 @@ class ClipSample:
         return {spec.name: getattr(self, spec.name) for spec in self.schema.fields}
 
 
+@dataclass
+class VideoSample:
+    """One video segment (schema ``video`` v1) in memory.
+
+    ``frames`` uint8 (N, H, W, 3) and ``masks`` uint8 (N, H, W) hold C cameras x T frames, camera-major
+    (image ``c * T + t``); ``cameras`` and ``smpl`` hold N dicts (as in :class:`SubjectSample`).
+    ``video``: ``kind`` (``"monocular"`` / ``"multiview"``), ``num_cameras`` C, ``num_frames`` T, ``fps``,
+    ``segment`` (index of this segment in its video), ``source_frames`` (T,) frame number of each frame
+    in the video as read at ``fps``, optional ``camera_names`` (C strings). ``meta``: ``dataset``,
+    ``subject_id`` (the sequence or video name), optional ``source`` and ``extra``. The key is
+    ``{dataset}__{subject}__seg{segment:03d}`` (see :func:`make_video_key`).
+    """
+
+    frames: np.ndarray
+    masks: np.ndarray
+    cameras: list[dict[str, Any]]
+    smpl: list[dict[str, Any]]
+    video: dict[str, Any]
+    meta: dict[str, Any]
+    normals: np.ndarray | None = None
+    keypoints: np.ndarray | None = None
+
+    schema = VIDEO_SCHEMA
+
+    def __post_init__(self) -> None:
+        cameras, frames = int(self.video.get("num_cameras", 0)), int(self.video.get("num_frames", 0))
+        if cameras < 1 or frames < 1 or cameras * frames != len(self.frames):
+            raise SchemaError(f"video {self.meta.get('dataset', '?')}/{self.meta.get('subject_id', '?')}: "
+                              f"num_cameras={cameras} x num_frames={frames} must equal the {len(self.frames)} images")
+        if len(np.asarray(self.video.get("source_frames", ()))) != frames:
+            raise SchemaError(f"video {self.meta.get('subject_id', '?')}: source_frames must hold num_frames={frames} entries")
+
+    @property
+    def key(self) -> str:
+        return make_video_key(str(self.meta.get("dataset", "")), str(self.meta.get("subject_id", "")),
+                              int(self.video.get("segment", 0)))
+
+    @property
+    def num_cameras(self) -> int:
+        return int(self.video["num_cameras"])
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.video["num_frames"])
+
+    def image_index(self, camera: int, frame: int) -> int:
+        """Index into ``frames`` / ``masks`` / ``cameras`` / ``smpl`` of ``camera`` at ``frame``."""
+        if not 0 <= camera < self.num_cameras:
+            raise ValueError(f"camera must be in [0, {self.num_cameras}), got {camera}")
+        if not 0 <= frame < self.num_frames:
+            raise ValueError(f"frame must be in [0, {self.num_frames}), got {frame}")
+        return camera * self.num_frames + frame
+
+    def fields(self) -> dict[str, Any]:
+        """Field values by schema field name."""
+        return {spec.name: getattr(self, spec.name) for spec in self.schema.fields}
+
+
+def make_video_key(dataset: str, subject_id: str, segment: int) -> str:
+    """Key ``{dataset}__{subject}__seg{segment:03d}`` of one segment of a video subject."""
+    if isinstance(segment, bool) or not isinstance(segment, (int, np.integer)) or segment < 0:
+        raise ValueError(f"segment must be an int >= 0, got {segment!r}")
+    return make_clip_key(dataset, subject_id, f"seg{int(segment):03d}")
+
+
 def make_clip_key(dataset: str, subject_id: str, label: str) -> str:
     """A dot-free key ``{dataset}__{subject}__{label}`` for one clip of a subject (label e.g. ``view005``)."""
     if not isinstance(label, str):
@@ -762,6 +878,7 @@ def make_clip_key(dataset: str, subject_id: str, label: str) -> str:
 _SAMPLE_TYPES: dict[tuple[str, int], type] = {
     (SUBJECT_SCHEMA.name, SUBJECT_SCHEMA.version): SubjectSample,
     (CLIP_SCHEMA.name, CLIP_SCHEMA.version): ClipSample,
+    (VIDEO_SCHEMA.name, VIDEO_SCHEMA.version): VideoSample,
 }
 
 
@@ -773,15 +890,15 @@ def _json_array_keys(schema: SampleSchema) -> dict[str, tuple[str, ...]]:
     }
 
 
-def encode(sample: SubjectSample | ClipSample) -> dict[str, bytes]:
+def encode(sample: SubjectSample | ClipSample | VideoSample) -> dict[str, bytes]:
     """Tar members ``{suffix: bytes}`` of a sample (without ``__key__``); raises :class:`SchemaError`."""
     meta = sample.meta if isinstance(sample.meta, Mapping) else {}
     where = f"sample {meta.get('dataset', '?')}/{meta.get('subject_id', '?')}"
     return sample.schema.encode_fields(sample.fields(), where=where)
 
 
-def decode_sample(members: Mapping[str, bytes], *, where: str = "") -> SubjectSample | ClipSample:
-    """The typed sample (:class:`SubjectSample` or :class:`ClipSample`) its ``schema.json`` names.
+def decode_sample(members: Mapping[str, bytes], *, where: str = "") -> SubjectSample | ClipSample | VideoSample:
+    """The typed sample (:class:`SubjectSample`, :class:`ClipSample` or :class:`VideoSample`) its ``schema.json`` names.
 
     Refuses unknown schema names/versions with :class:`SchemaVersionError` naming ``where``.
     """
@@ -805,6 +922,14 @@ def decode(members: Mapping[str, bytes], *, where: str = "") -> SubjectSample:
     sample = decode_sample(members, where=where)
     if not isinstance(sample, SubjectSample):
         raise SchemaVersionError(f"{where}: sample has schema {sample.schema.name!r} v{sample.schema.version}, not a subject sample")
+    return sample
+
+
+def decode_video(members: Mapping[str, bytes], *, where: str = "") -> VideoSample:
+    """A :class:`VideoSample` from tar members; refuses other schemas and unknown versions (naming ``where``)."""
+    sample = decode_sample(members, where=where)
+    if not isinstance(sample, VideoSample):
+        raise SchemaVersionError(f"{where}: sample has schema {sample.schema.name!r} v{sample.schema.version}, not a video sample")
     return sample
 
 
