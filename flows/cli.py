@@ -1,14 +1,16 @@
 """``gas``: the project's command line.
 
     gas body build [--out DIR] [--force]         write the open body model (SMPL file format)
-    gas synth thuman|2k2k --out DIR [-n N]       synthetic raw datasets in the real layouts
-    gas preprocess DATASET RAW_ROOT OUT_DIR      run the Prefect flow ``preprocess`` here
+    gas synth thuman|2k2k|tiktok|mvhumannet --out DIR [-n N]   synthetic raw datasets in the real layouts
+    gas preprocess DATASET RAW_ROOT OUT_DIR      run the Prefect flow ``preprocess`` here (scans or videos)
     gas train-nerf SHARDS OUT_DIR [...]          train the generalizable NeRF (stage 1)
     gas bake-nerf --subjects S --out D --checkpoint C [...]   bake clip shards (NeRF + normal maps)
     gas cache-latents IN_DIR OUT_DIR [...]       add cached VAE/CLIP latents to clip shards
     gas train [--preset tiny|paper] [--set K=V]  train the GAS video diffusion model (stage 2)
     gas train submit [--local] [...]             run training through the Prefect flow train-diffusion
     gas splits write --out DIR [--root DS=DIR]   the paper's test split files
+    gas generate IMAGE --out DIR [...]           novel views (orbit) or poses from one image
+    gas eval --clips C --split S --checkpoint NAME=PATH --out D   score checkpoints, write tables (flow evaluate)
     gas serve [--prefect-yaml FILE]              serve every deployment of prefect.yaml
     gas demo [--out DIR]                         the whole pipeline on synthetic data
 
@@ -34,6 +36,13 @@ def _cmd_body_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
+    if args.kind in ("tiktok", "mvhumannet"):
+        from pipelines.synth_video import synth_video_main
+
+        extra = ["--frames", str(args.frames), "--cameras", str(args.cameras), "--size", str(args.size),
+                 "--fps", str(args.fps)] + (["--mp4"] if args.mp4 else [])
+        return synth_video_main([args.kind, "--out", args.out, "-n", str(args.num_subjects), "--seed", str(args.seed),
+                                 *extra])
     from pipelines.synth import synthesize_dataset
 
     refs = synthesize_dataset(args.kind, Path(args.out), num_subjects=args.num_subjects, seed=args.seed)
@@ -76,6 +85,18 @@ def _cmd_bake_nerf(args: argparse.Namespace) -> int:
     from flows.bake_nerf import main as bake_main
 
     return bake_main(args.args)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from flows.evaluate import main_from_args
+
+    return main_from_args(args.args)
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from pipelines.generate import main_from_args
+
+    return main_from_args(args.args)
 
 
 def _cmd_cache_latents(args: argparse.Namespace) -> int:
@@ -127,21 +148,26 @@ def build_parser() -> argparse.ArgumentParser:
     build.set_defaults(func=_cmd_body_build)
 
     synth = commands.add_parser("synth", help="write a synthetic raw dataset in the real on-disk layout")
-    synth.add_argument("kind", choices=["thuman", "2k2k"])
+    synth.add_argument("kind", choices=["thuman", "2k2k", "tiktok", "mvhumannet"])
     synth.add_argument("--out", required=True)
-    synth.add_argument("-n", "--num-subjects", type=int, default=4)
+    synth.add_argument("-n", "--num-subjects", type=int, default=4, help="subjects (scans, mvhumannet) or videos (tiktok)")
     synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--frames", type=int, default=48, help="tiktok/mvhumannet: frames per video")
+    synth.add_argument("--cameras", type=int, default=8, help="mvhumannet: cameras on the ring")
+    synth.add_argument("--size", type=int, default=512, help="tiktok/mvhumannet: image side in pixels")
+    synth.add_argument("--fps", type=float, default=30.0, help="tiktok/mvhumannet: frame rate")
+    synth.add_argument("--mp4", action="store_true", help="tiktok: write .mp4 files instead of PNG folders")
     synth.set_defaults(func=_cmd_synth)
 
     pre = commands.add_parser("preprocess", help="run the preprocess flow in this process")
-    pre.add_argument("dataset", choices=["thuman", "2k2k"])
+    pre.add_argument("dataset", choices=["thuman", "2k2k", "tiktok", "internet", "mvhumannet"])
     pre.add_argument("raw_root")
     pre.add_argument("out_dir")
     pre.add_argument("--config", help="YAML file with PreprocessConfig fields")
     pre.add_argument("--preset", choices=["tiny", "paper"], default="paper")
     pre.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config field, e.g. --set orbit.width=512 (repeatable)")
-    pre.add_argument("--limit", type=int, help="process at most this many subjects")
+    pre.add_argument("--limit", type=int, help="process at most this many subjects (videos)")
     pre.set_defaults(func=_cmd_preprocess)
 
     # train-nerf and bake-nerf hand their arguments to their own parsers (which import torch: kept out of `gas --help`)
@@ -154,6 +180,16 @@ def build_parser() -> argparse.ArgumentParser:
                                help="bake NeRF renderings and normal maps into clip shards (flows/bake_nerf.py; --help for its options)")
     bake.add_argument("args", nargs=argparse.REMAINDER)
     bake.set_defaults(func=_cmd_bake_nerf)
+
+    evaluate = commands.add_parser("eval", add_help=False,
+                                   help="score diffusion checkpoints on the test splits (flow evaluate; --help for its options)")
+    evaluate.add_argument("args", nargs=argparse.REMAINDER)
+    evaluate.set_defaults(func=_cmd_eval)
+
+    generate = commands.add_parser("generate", add_help=False,
+                                   help="novel views or poses from one image (--help for its options)")
+    generate.add_argument("args", nargs=argparse.REMAINDER)
+    generate.set_defaults(func=_cmd_generate)
 
     cache = commands.add_parser("cache-latents", help="write a copy of clip shards with cached VAE latents and CLIP embeddings")
     cache.add_argument("in_dir", help="clip shard folder (or manifest, glob, URL)")
@@ -201,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Commands whose arguments (``--help`` included) go unparsed to the stage's own command line.
-_PASS_THROUGH = {"train-nerf": _cmd_train_nerf, "bake-nerf": _cmd_bake_nerf}
+_PASS_THROUGH = {"train-nerf": _cmd_train_nerf, "bake-nerf": _cmd_bake_nerf, "eval": _cmd_eval,
+                 "generate": _cmd_generate}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,9 +1,14 @@
-"""Prefect flow ``preprocess``: raw 3D scans -> 20-view renders -> body-model fit -> subject shards.
+"""Prefect flow ``preprocess``: raw data -> subject shards (3D scans) or video shards (videos).
 
-Deployments ``preprocess/thuman`` and ``preprocess/2k2k`` are declared in ``prefect.yaml``.
-The flow only wires steps from :mod:`pipelines.preprocess`; every step is a plain function with
-its own tests. Granularity: one task per subject (render -> fit -> stage) and one task that packs
-staged subjects into shards; never one task per frame.
+* scans (``thuman``, ``2k2k``): 20-view renders -> body-model fit -> ``subject`` samples;
+* videos (``tiktok``, ``internet``, ``mvhumannet``): masks, per-frame SMPL and cameras -> ``video``
+  segments (:mod:`pipelines.preprocess_video`).
+
+Deployments ``preprocess/thuman``, ``preprocess/2k2k``, ``preprocess/tiktok`` and
+``preprocess/mvhumannet`` are declared in ``prefect.yaml``. The flow only wires steps from
+:mod:`pipelines.preprocess` and :mod:`pipelines.preprocess_video`; every step is a plain function
+with its own tests. Granularity: one task per subject or video (never one per frame) and one task
+that packs what was staged into shards.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pipelines.preprocess import (
     plan_subjects,
     preprocess_subject,
 )
+from pipelines.preprocess_video import VideoReport, is_video_dataset, plan_videos, preprocess_video
 
 
 def _retry_unless_bad_input(task, task_run, state) -> bool:
@@ -43,6 +49,12 @@ def _retry_unless_bad_input(task, task_run, state) -> bool:
 def preprocess_subject_task(ref: SubjectRef, config: PreprocessConfig, staging_dir: Path,
                             rejected_dir: Path | None = None) -> SubjectReport:
     return preprocess_subject(ref, config, staging_dir, rejected_dir)
+
+
+@task(name="preprocess-video", retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_unless_bad_input,
+      task_run_name="{ref.dataset}/{ref.subject_id}")
+def preprocess_video_task(ref: Any, config: PreprocessConfig, staging_dir: Path) -> VideoReport:
+    return preprocess_video(ref, config, staging_dir)
 
 
 @task(name="pack-shards")
@@ -68,6 +80,8 @@ def preprocess(
     timings and quality values.
     """
     logger = get_run_logger()
+    if is_video_dataset(dataset):
+        return _preprocess_videos(dataset, Path(raw_root), Path(out_dir), config, limit)
     plan = plan_subjects(dataset, Path(raw_root), Path(out_dir), limit=limit, gates=config.gates)
     logger.info("%s: %d subjects found, %d already done, %d rejected earlier, %d to process",
                 dataset, plan.total, len(plan.done), len(plan.rejected), len(plan.todo))
@@ -108,6 +122,37 @@ def preprocess(
         return Failed(message=f"{len(failed)} of {len(reports)} subjects failed: {names}{rejected_note}", data=summary)
     if rejected:
         return Completed(message=f"{pack.summary()}{rejected_note}", data=summary)
+    return summary
+
+
+def _preprocess_videos(dataset: str, raw_root: Path, out_dir: Path, config: PreprocessConfig, limit: int | None) -> Any:
+    """The video branch of :func:`preprocess`: one task per video, then one pack task."""
+    logger = get_run_logger()
+    plan = plan_videos(dataset, raw_root, out_dir, limit=limit)
+    logger.info("%s: %d videos found, %d already done, %d to process", dataset, plan.total, len(plan.done), len(plan.todo))
+    runner = ThreadPoolTaskRunner(max_workers=max(1, config.workers))
+    reports: list[VideoReport] = []
+    progress = create_progress_artifact(progress=0.0, description=f"preprocess {dataset}: videos done (%)")
+    with runner:
+        futures = [runner.submit(preprocess_video_task, parameters={"ref": ref, "config": config,
+                                                                    "staging_dir": plan.staging_dir})
+                   for ref in plan.todo]
+        for ref, future in zip(plan.todo, futures):
+            future.wait()
+            state = future.state
+            reports.append(future.result() if state.is_completed() else VideoReport.failed(ref, _failure_reason(state)))
+            update_progress_artifact(progress, progress=100.0 * len(reports) / len(plan.todo))
+    pack = pack_task(plan.staging_dir, out_dir, config)
+    rows = _table([report.as_row() for report in reports])
+    create_table_artifact(key=f"preprocess-{_artifact_key(dataset)}", table=rows or [{"subject": "-", "status": "nothing to do"}],
+                          description=f"preprocess {dataset}: {pack.summary()}")
+    failed = [report for report in reports if report.status == "failed"]
+    summary = {"dataset": dataset, "found": plan.total, "skipped": len(plan.done),
+               "processed": sum(report.status == "ok" for report in reports), "failed": [r.as_row() for r in failed],
+               "rejected": [], "reports": rows, "shards": pack.shards, "samples_written": pack.samples_written}
+    if failed:
+        names = ", ".join(f"{r.subject_id} ({r.error})" for r in failed)
+        return Failed(message=f"{len(failed)} of {len(reports)} videos failed: {names}", data=summary)
     return summary
 
 

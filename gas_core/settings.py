@@ -10,6 +10,9 @@ cluster worker can point the same code at different disks:
                             body model that ``gas body build`` writes); default
                             ``$GAS_CACHE_DIR/body_models/open``
 ``ANNY_CACHE_DIR``          Anny's own model cache (default ``$GAS_CACHE_DIR/anny``)
+``YOLO_AUTOINSTALL``        ultralytics' run-time ``pip install`` of missing extras; set to
+                            ``false`` by :func:`offline_ultralytics` before ultralytics is imported
+                            (workers are offline, and a failed install replaces a clear error)
 ==========================  =====================================================================
 """
 
@@ -18,7 +21,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["cache_dir", "anny_cache_dir", "default_body_model_dir", "body_model_dir"]
+__all__ = ["cache_dir", "anny_cache_dir", "default_body_model_dir", "body_model_dir", "offline_ultralytics"]
+
+
+def offline_ultralytics() -> None:
+    """Stop ultralytics from installing packages at run time (``YOLO_AUTOINSTALL=false`` unless set).
+
+    Importing ultralytics patches ``PIL.Image.open``: an unreadable image then triggers an install of
+    ``pi-heif``, which fails offline with ``ModuleNotFoundError`` instead of PIL's own error. Call this
+    before the first ``import ultralytics``.
+    """
+    os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 
 
 def cache_dir() -> Path:

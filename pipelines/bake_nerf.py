@@ -328,7 +328,8 @@ class ClipSource:
     metres, ``scale``, ``body_model`` label), one per image (all equal for a scan); ``normals``
     optional uint8 (M, H, W, 3) fitted-body normal maps; ``origin`` where it was read from.
     Video segments: ``num_cameras`` C (images camera-major: image ``c * T + t``) and ``segment``, the
-    segment's index in its video (it prefixes clip labels: ``seg002-pose010``); scans leave both default.
+    segment's index in its video (it prefixes clip labels: ``seg002-pose010``) and ``source_frames``, the
+    frame number in the video of each of the T frames; scans leave these default.
     """
 
     dataset: str
@@ -341,6 +342,7 @@ class ClipSource:
     origin: Mapping[str, Any] = field(default_factory=dict)
     num_cameras: int = 1
     segment: int | None = None
+    source_frames: tuple[int, ...] | None = None
 
     @property
     def num_frames(self) -> int:
@@ -537,7 +539,8 @@ def video_clip_source(sample: VideoSample, *, origin: Mapping[str, Any] | None =
                       images=sample.frames, masks=sample.masks,
                       cameras=tuple(Camera.from_dict(camera) for camera in sample.cameras),
                       smpl=tuple(dict(item) for item in sample.smpl), normals=sample.normals,
-                      origin=dict(origin or {}), num_cameras=sample.num_cameras, segment=int(sample.video["segment"]))
+                      origin=dict(origin or {}), num_cameras=sample.num_cameras, segment=int(sample.video["segment"]),
+                      source_frames=tuple(int(frame) for frame in np.asarray(sample.video["source_frames"]).reshape(-1)))
 
 
 def subject_clip_source(sample: SubjectSample, *, origin: Mapping[str, Any] | None = None) -> ClipSource:
@@ -574,13 +577,7 @@ def _to_uint8(images: torch.Tensor) -> np.ndarray:
 
 def _smpl_batch(items: Sequence[Mapping[str, Any]], device: torch.device) -> SMPLParams:
     """Stack SMPL dicts into one :class:`SMPLParams` batch (float32 on ``device``)."""
-    def stack(name: str, shape: tuple[int, ...]) -> torch.Tensor:
-        values = np.stack([np.asarray(item[name], dtype=np.float64).reshape(shape) for item in items])
-        return torch.as_tensor(values, dtype=torch.float32, device=device)
-
-    return SMPLParams(betas=stack("betas", (-1,)), body_pose=stack("body_pose", (23, 3)),
-                      global_orient=stack("global_orient", (3,)), transl=stack("transl", (3,)),
-                      scale=stack("scale", ()))
+    return SMPLParams.from_records(items, device=device)
 
 
 def _smpl_json(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -718,7 +715,10 @@ class ClipBaker:
             "reference_index": int(spec.reference_index),
             "frame_indices": [int(i) for i in spec.frame_indices],
             "source": dict(source.origin),
-            "extra": {**self.checkpoint.clip_extra(), "clip_size": [width, height]},
+            "extra": {**self.checkpoint.clip_extra(), "clip_size": [width, height],
+                      **({"reference_frame": source.source_frames[spec.reference_index % source.frames_per_camera],
+                          "frames": [source.source_frames[i % source.frames_per_camera] for i in spec.frame_indices]}
+                         if source.source_frames is not None else {})},
         }
         return ClipSample(
             frames=frames, nerf=nerf, normals=normals, masks=masks,

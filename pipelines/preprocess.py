@@ -39,24 +39,38 @@ import numpy as np
 import torch
 
 from gas_core.body.fit.fitter import FitConfig, fit_smpl_multiview
+from gas_core.body.fit.monocular import MonocularFitConfig
 from gas_core.body.fit.keypoints import ProjectedKeypoints, UltralyticsPoseDetector
 from gas_core.body.smpl import BodyModel, SMPLParams
 from gas_core.cameras import OrbitSpec
 from gas_core.fileio import atomic_directory, atomic_write_bytes
 from gas_core.render.normals import NormalMapRenderer
 from gas_core.render.scan import ScanRenderer, render_orbit
+from gas_core.segment import MaskingConfig
 from pipelines.config import load_config
 from pipelines.datasets.common import ScanReadError, SubjectRef
 from pipelines.datasets.layouts import dataset_layout, read_groundtruth
 from pipelines.quality import QualityGates, QualityValues, evaluate_gates, measure_quality
 from shards.manifest import clean_stale_tmp, existing_keys
-from shards.schema import SubjectSample, encode, make_key
+from shards.schema import (
+    SCHEMA_MEMBER,
+    SUBJECT_SCHEMA,
+    VIDEO_SCHEMA,
+    SampleSchema,
+    SubjectSample,
+    encode,
+    make_key,
+    read_schema_tag,
+    schema_for,
+)
 from shards.writer import ShardWriter
 
 __all__ = [
     "KeypointConfig",
     "ShardConfig",
     "PreprocessConfig",
+    "VideoConfig",
+    "VideoKeypointConfig",
     "load_preprocess_config",
     "SubjectPlan",
     "SubjectReport",
@@ -93,11 +107,90 @@ class KeypointConfig:
 
 @dataclass(frozen=True)
 class ShardConfig:
-    """Shard naming and limits: ``{prefix}-000000.tar`` holding at most ``max_count`` samples / ``max_size`` bytes."""
+    """Shard naming and limits: ``{prefix}-000000.tar`` holding at most ``max_count`` samples / ``max_size`` bytes.
 
-    prefix: str = "subjects"
+    ``prefix`` None names shards after their schema: ``subjects-*.tar`` for scans, ``videos-*.tar`` for videos.
+    """
+
+    prefix: str | None = None
     max_count: int = 64
     max_size: int = 2 << 30
+
+
+@dataclass(frozen=True)
+class VideoKeypointConfig:
+    """Where the 2D keypoints of video frames come from.
+
+    ``detector_weights``: a local ultralytics pose model (COCO-17), run in the tracked person's box.
+    When it is None, the ground-truth keypoints of synthetic videos stand in, with ``noise_px``
+    Gaussian pixel noise and ``drop_prob`` of points dropped (real videos then fail with a message
+    naming this setting).
+    """
+
+    detector_weights: str | None = None
+    noise_px: float = 3.0
+    drop_prob: float = 0.05
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """How videos (monocular and multi-view) become ``video`` segments.
+
+    Frames are decoded at ``fps`` (constant rate; frame folders are taken to run at ``frames_fps``)
+    with the longer side at most ``max_side`` pixels, cut into segments of ``segment_frames`` frames
+    (a last, shorter segment is kept when it has ``min_segment_frames``; a video with fewer frames than
+    that fails as too short), and each segment is cropped to a square of ``crop_size`` pixels around
+    the person (the union of its boxes, ``crop_margin`` of its size added per side; the camera follows
+    the crop). A monocular segment in which more than ``max_missing_fraction`` of the frames have no
+    person (or several people the tracker cannot tell apart) is dropped with the reason.
+    ``masks``: :class:`gas_core.segment.MaskingConfig`; ``fit``: the per-segment monocular SMPL fit.
+    ``store_normals``: render the fitted body's normal map of every image into the segment.
+    Multi-view video keeps ``multiview_cameras`` cameras (evenly spaced among the capture's, by name
+    order) and cuts ``multiview_segment_frames`` synchronised frames per segment; the dataset's masks
+    and SMPL are used as they are. ``multiview_fps``: the rate of the frames as released, recorded in
+    each segment (not used to resample; MVHumanNet's frame ticks step by 5, and the default assumes
+    25 fps captures: set it for your data).
+    """
+
+    fps: float = 30.0
+    frames_fps: float = 30.0
+    max_side: int = 1024
+    segment_frames: int = 120
+    min_segment_frames: int = 20
+    crop_size: int = 512
+    crop_margin: float = 0.1
+    max_missing_fraction: float = 0.05
+    masks: MaskingConfig = MaskingConfig()
+    keypoints: VideoKeypointConfig = VideoKeypointConfig()
+    fit: MonocularFitConfig = MonocularFitConfig()
+    store_normals: bool = True
+    multiview_cameras: int = 8
+    multiview_segment_frames: int = 30
+    multiview_fps: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in ("fps", "frames_fps"):
+            if not float(getattr(self, name)) > 0:
+                raise ValueError(f"video.{name} must be > 0, got {getattr(self, name)}")
+        for name in ("max_side", "segment_frames", "min_segment_frames", "crop_size", "multiview_cameras",
+                     "multiview_segment_frames"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"video.{name} must be >= 1, got {getattr(self, name)}")
+        if self.min_segment_frames > self.segment_frames:
+            raise ValueError(f"video.min_segment_frames ({self.min_segment_frames}) must be <= "
+                             f"video.segment_frames ({self.segment_frames})")
+        if not 0.0 <= float(self.crop_margin) < 1.0:
+            raise ValueError(f"video.crop_margin must be in [0, 1), got {self.crop_margin}")
+        if not 0.0 <= float(self.max_missing_fraction) <= 1.0:
+            raise ValueError(f"video.max_missing_fraction must be in [0, 1], got {self.max_missing_fraction}")
+
+    @classmethod
+    def tiny(cls) -> "VideoConfig":
+        """CPU preset: 256 px decode, 16-frame segments of 128 px crops, short fits, background masks."""
+        return cls(max_side=256, segment_frames=16, min_segment_frames=8, crop_size=128,
+                   masks=MaskingConfig.tiny(), fit=MonocularFitConfig.tiny(), multiview_cameras=4,
+                   multiview_segment_frames=8)
 
 
 @dataclass(frozen=True)
@@ -108,6 +201,8 @@ class PreprocessConfig:
     ``body_model_path``: folder with ``SMPL_NEUTRAL.pkl`` (None: ``$GAS_BODY_MODEL_PATH`` or the
     open body model). ``workers``: subjects processed concurrently by the flow. ``gates``: the
     quality bounds a subject must meet to be packed (:class:`pipelines.quality.QualityGates`).
+    ``video``: the settings of video datasets (``tiktok``, ``mvhumannet``; :class:`VideoConfig`); the
+    scan settings above do not apply to them, except ``shards``, ``body_model_path`` and ``workers``.
     """
 
     orbit: OrbitSpec = OrbitSpec()
@@ -116,6 +211,7 @@ class PreprocessConfig:
     fit: FitConfig = FitConfig()
     shards: ShardConfig = ShardConfig()
     gates: QualityGates = QualityGates()
+    video: VideoConfig = VideoConfig()
     body_model_path: str | None = None
     workers: int = 1
 
@@ -128,7 +224,7 @@ class PreprocessConfig:
     def tiny(cls) -> "PreprocessConfig":
         """A CPU preset for tests and demos: 8 views at 256x256, short fits."""
         return cls(orbit=OrbitSpec(num_views=8, width=256, height=256), fit=FitConfig(keypoint_iterations=120, surface_iterations=30),
-                   gates=QualityGates.tiny())
+                   gates=QualityGates.tiny(), video=VideoConfig.tiny())
 
 
 def load_preprocess_config(path: Path | None = None, *, preset: Literal["tiny", "paper"] = "paper",
@@ -419,33 +515,54 @@ class PackReport:
                 + (f", {self.samples_already_packed} already packed" if self.samples_already_packed else ""))
 
 
+def _staged_samples(folder: Path) -> list[Path]:
+    """The sample folders of one staged folder: itself (a subject) or its sub-folders (the segments of a video)."""
+    if (folder / SCHEMA_MEMBER).is_file():
+        return [folder]
+    return sorted(path for path in folder.iterdir() if path.is_dir() and (path / SCHEMA_MEMBER).is_file())
+
+
+def _staged_schema(samples: list[Path]) -> SampleSchema:
+    """The one schema every staged sample declares (shards of one folder hold one schema)."""
+    tags = {read_schema_tag({SCHEMA_MEMBER: (path / SCHEMA_MEMBER).read_bytes()}, where=str(path)) for path in samples}
+    if len(tags) != 1:
+        raise ValueError(f"staged samples declare several schemas {sorted(tags)}; write each kind to its own out_dir")
+    name, version = tags.pop()
+    return schema_for(name, version)
+
+
 def pack_staged_subjects(staging_dir: Path, out_dir: Path, config: PreprocessConfig) -> PackReport:
     """Pack every complete staged sample into shards in ``out_dir`` and delete what was packed.
 
-    Staged folders whose key is already in the manifest (a run killed after packing but before
-    cleaning) are removed without writing them twice. Stale temporary files are cleaned first.
+    A staged folder is one sample (a scan subject) or a group of samples packed together (the segments
+    of one video, one sub-folder each); the schema is the one the samples declare (``subject`` or
+    ``video``). Samples whose key is already in the manifest (a run killed after packing part of them)
+    are not written twice; a staged folder is removed once all its samples are packed. Stale temporary
+    files are cleaned first.
     """
     staging_dir, out_dir = Path(staging_dir), Path(out_dir)
     if not staging_dir.is_dir():
         return PackReport()
     for stale in staging_dir.glob("*.tmp"):
         shutil.rmtree(stale, ignore_errors=True)
-    clean_stale_tmp(out_dir, config.shards.prefix)
+    staged = {path: _staged_samples(path) for path in sorted(path for path in staging_dir.iterdir() if path.is_dir())}
+    samples = [sample for group in staged.values() for sample in group]
+    schema = _staged_schema(samples) if samples else SUBJECT_SCHEMA
+    prefix = config.shards.prefix or ("videos" if schema is VIDEO_SCHEMA else "subjects")
+    clean_stale_tmp(out_dir, prefix)
     packed = existing_keys(out_dir) if (out_dir / "manifest.json").exists() else set()
-    staged = sorted(path for path in staging_dir.iterdir() if path.is_dir())
-    already = [path for path in staged if path.name in packed]
-    for path in already:
+    todo = [sample for sample in samples if sample.name not in packed]
+    already = len(samples) - len(todo)
+    if todo:
+        with ShardWriter(out_dir, prefix, schema, max_count=config.shards.max_count,
+                         max_size=config.shards.max_size) as writer:
+            for path in todo:
+                members: dict[str, Any] = {"__key__": path.name}
+                members.update({member.name: member.read_bytes() for member in sorted(path.iterdir())})
+                writer.write(members)
+        shards = tuple(entry.file for entry in writer.closed_shards)
+    else:
+        shards = ()
+    for path in staged:
         shutil.rmtree(path)
-    todo = [path for path in staged if path.name not in packed]
-    if not todo:
-        return PackReport(samples_already_packed=len(already))
-    with ShardWriter(out_dir, config.shards.prefix, max_count=config.shards.max_count,
-                     max_size=config.shards.max_size) as writer:
-        for path in todo:
-            members: dict[str, Any] = {"__key__": path.name}
-            members.update({member.name: member.read_bytes() for member in sorted(path.iterdir())})
-            writer.write(members)
-    for path in todo:
-        shutil.rmtree(path)
-    return PackReport(shards=tuple(entry.file for entry in writer.closed_shards), samples_written=len(todo),
-                      samples_already_packed=len(already))
+    return PackReport(shards=shards, samples_written=len(todo), samples_already_packed=already)

@@ -45,3 +45,23 @@ def synthetic_thuman_root(tmp_path_factory, open_body_model_dir) -> Path:
     root = tmp_path_factory.mktemp("raw") / "thuman"
     synthesize_dataset("thuman", root, num_subjects=3, seed=7, texture_size=128)
     return root
+
+
+@pytest.fixture(scope="session")
+def synthetic_tiktok_root(tmp_path_factory, open_body_model_dir) -> Path:
+    """Two synthetic TikTok sequences (a dance and a walk), 20 frames of 96 px (copy before modifying)."""
+    from pipelines.synth_video import synthesize_tiktok
+
+    root = tmp_path_factory.mktemp("raw") / "tiktok"
+    synthesize_tiktok(root, num_videos=2, num_frames=20, size=96, seed=3)
+    return root
+
+
+@pytest.fixture(scope="session")
+def synthetic_mvhumannet_root(tmp_path_factory, open_body_model_dir) -> Path:
+    """One synthetic MVHumanNet capture: 3 cameras x 10 frames of 96 px (copy before modifying)."""
+    from pipelines.synth_video import synthesize_mvhumannet
+
+    root = tmp_path_factory.mktemp("raw") / "mvhumannet"
+    synthesize_mvhumannet(root, num_subjects=1, num_cameras=3, num_frames=10, size=96, seed=3)
+    return root

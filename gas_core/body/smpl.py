@@ -18,7 +18,7 @@ import logging
 import os
 import pickle
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -120,6 +120,33 @@ class SMPLParams:
             transl=torch.zeros(batch, 3, **options),
             scale=torch.ones(batch, **options),
         )
+
+    @classmethod
+    def from_records(
+        cls,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> "SMPLParams":
+        """A batch of B from B per-sample records as shards store them: ``betas`` (K,), ``body_pose``
+        (23, 3) radians, ``global_orient`` (3,), ``transl`` (3,) metres, ``scale`` (a number, default 1);
+        other keys (``body_model``, ...) are ignored."""
+        if isinstance(records, Mapping) or len(records) == 0:
+            raise ValueError("records must be a non-empty sequence of SMPL parameter mappings")
+
+        def stack(name: str, shape: tuple[int, ...]) -> Tensor:
+            try:
+                values = np.stack([np.asarray(record[name] if name != "scale" else record.get("scale", 1.0),
+                                              dtype=np.float64).reshape(shape) for record in records])
+            except KeyError as error:
+                raise ValueError(f"records: {error.args[0]} is missing from an SMPL record") from error
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"records: {name} has the wrong size or is not numeric ({error})") from error
+            return torch.as_tensor(values, dtype=dtype, device=device)
+
+        return cls(betas=stack("betas", (-1,)), body_pose=stack("body_pose", (NUM_BODY_JOINTS, 3)),
+                   global_orient=stack("global_orient", (3,)), transl=stack("transl", (3,)), scale=stack("scale", ()))
 
     def to_dict(self) -> dict[str, list]:
         """JSON-ready nested lists, keyed by field name."""

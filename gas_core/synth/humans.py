@@ -24,7 +24,7 @@ import dataclasses
 import functools
 import logging
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -49,6 +49,8 @@ __all__ = [
     "sample_subject_spec",
     "sample_edge_subject_spec",
     "make_subject",
+    "PosedSequence",
+    "pose_subject",
     "ADULT_AGE_RANGE",
 ]
 
@@ -273,6 +275,85 @@ def _vertex_materials(weights) -> np.ndarray:
     return materials
 
 
+def _anny_forward(phenotype: Phenotype, bone_angles: Sequence[Mapping[str, Sequence[float]]]) -> dict[str, np.ndarray]:
+    """Anny's full model posed once per entry of ``bone_angles`` (Anny's frame, float64).
+
+    Returns ``posed`` (B, V, 3), ``posed_heads`` (B, bones, 3), ``coco`` (B, 17, 3), and the pose-free
+    ``rest`` (V, 3) and ``rest_heads`` (bones, 3).
+    """
+    model = load_anny()
+    regressor = _model_tables()[4]
+    labels = list(model.bone_labels)
+    dtype = model.dtype
+    batch = len(bone_angles)
+    with torch.no_grad():
+        pose = torch.cat([pose_parameters(labels, angles, dtype=dtype) for angles in bone_angles])
+        output = model(
+            pose_parameters=pose,
+            phenotype_kwargs={name: torch.full((batch,), value, dtype=dtype) for name, value in phenotype.as_dict().items()},
+        )
+        coco = regressor(output)[:, :17].cpu().numpy().astype(np.float64)
+    return {
+        "posed": output["vertices"].cpu().numpy().astype(np.float64),
+        "posed_heads": output["bone_poses"][:, :, :3, 3].cpu().numpy().astype(np.float64),
+        "coco": coco,
+        "rest": output["rest_vertices"][0].cpu().numpy().astype(np.float64),
+        "rest_heads": output["rest_bone_heads"][0].cpu().numpy().astype(np.float64),
+    }
+
+
+@dataclass(frozen=True, eq=False)
+class _Outfit:
+    """The pose-independent part of a dressed subject: garment coverage, materials and colours."""
+
+    layout: BodyLayout
+    weights: object
+    materials: np.ndarray
+    body_colors: np.ndarray
+    index_of: dict[str, int]
+
+
+def _outfit(spec: SubjectSpec, rest: np.ndarray, rest_heads: np.ndarray) -> _Outfit:
+    model = load_anny()
+    vertex_part = _model_tables()[3]
+    index_of = {label: i for i, label in enumerate(model.bone_labels)}
+    layout = BodyLayout(
+        rest_vertices=rest,
+        vertex_part=vertex_part,
+        landmarks={bone: rest_heads[index_of[bone]] for bone in _LANDMARK_BONES},
+    )
+    weights = garment_weights(layout, spec.garments)
+    materials = _vertex_materials(weights)
+    return _Outfit(layout, weights, materials, material_colors(materials, rest, spec.palette), index_of)
+
+
+def _dress(
+    spec: SubjectSpec, outfit: _Outfit, rest: np.ndarray, posed: np.ndarray, posed_heads: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Clothed surface of one pose in the world frame: ``(vertices, faces, face_uv, colors)``."""
+    faces, _, face_uv, _, _ = _model_tables()
+    clothed = displace_along_normals(posed, faces, outfit.weights, spec.garments, rest, spec.seed)
+    rotation = np.asarray(ANNY_TO_SMPL_ROTATION)
+    clothed_world = clothed @ rotation.T
+    if spec.garments.bottom_style != "skirt":
+        return clothed_world, faces, face_uv, outfit.body_colors
+    tube_vertices, tube_faces, tube_face_uv, tube_colors = _skirt(
+        spec, outfit.layout, rest, clothed_world, posed_heads @ rotation.T, outfit.index_of, outfit.materials,
+        faces, face_uv, outfit.body_colors,
+    )
+    return (
+        np.concatenate([clothed_world, tube_vertices]),
+        np.concatenate([faces, tube_faces + len(clothed_world)]),
+        np.concatenate([face_uv, tube_face_uv]),
+        np.concatenate([outfit.body_colors, tube_colors]),
+    )
+
+
+def _joints24_anny(posed_heads: np.ndarray, index_of: dict[str, int]) -> np.ndarray:
+    """(..., 24, 3) SMPL joints as anchor-bone head means, from posed heads (..., bones, 3)."""
+    return np.stack([posed_heads[..., [index_of[b] for b in row.anchors], :].mean(axis=-2) for row in ANNY_JOINT_TABLE], axis=-2)
+
+
 def make_subject(spec: SubjectSpec, texture_size: int = 1024) -> SyntheticSubject:
     """Build the subject ``spec`` describes (deterministic).
 
@@ -288,47 +369,14 @@ def make_subject(spec: SubjectSpec, texture_size: int = 1024) -> SyntheticSubjec
     """
     if texture_size < 8:
         raise ValueError(f"texture_size must be at least 8, got {texture_size}")
-    model = load_anny()
-    faces, uv, face_uv, vertex_part, regressor = _model_tables()
-    labels = list(model.bone_labels)
+    faces, uv, face_uv, _, _ = _model_tables()
     angles = perturbed_bone_angles(pose_by_name(spec.pose_name), spec.perturbation_scale, spec.seed)
-    dtype = model.dtype
-    with torch.no_grad():
-        output = model(
-            pose_parameters=pose_parameters(labels, angles, dtype=dtype),
-            phenotype_kwargs={name: torch.tensor([value], dtype=dtype) for name, value in spec.phenotype.as_dict().items()},
-        )
-        coco = regressor(output)[0, :17].cpu().numpy().astype(np.float64)
-    posed = output["vertices"][0].cpu().numpy().astype(np.float64)
-    rest = output["rest_vertices"][0].cpu().numpy().astype(np.float64)
-    rest_heads = output["rest_bone_heads"][0].cpu().numpy().astype(np.float64)
-    posed_heads = output["bone_poses"][0, :, :3, 3].cpu().numpy().astype(np.float64)
-
-    index_of = {label: i for i, label in enumerate(labels)}
-    joints_anny = np.stack([posed_heads[[index_of[b] for b in row.anchors]].mean(axis=0) for row in ANNY_JOINT_TABLE])
-    layout = BodyLayout(
-        rest_vertices=rest,
-        vertex_part=vertex_part,
-        landmarks={bone: rest_heads[index_of[bone]] for bone in _LANDMARK_BONES},
-    )
-    weights = garment_weights(layout, spec.garments)
-    clothed = displace_along_normals(posed, faces, weights, spec.garments, rest, spec.seed)
-    materials = _vertex_materials(weights)
-    body_colors = material_colors(materials, rest, spec.palette)
-    texture = paint_texture(faces, uv, face_uv, materials, rest, spec.palette, size=texture_size)
-
+    anny = _anny_forward(spec.phenotype, [angles])
+    rest, posed, posed_heads = anny["rest"], anny["posed"][0], anny["posed_heads"][0]
+    outfit = _outfit(spec, rest, anny["rest_heads"])
+    texture = paint_texture(faces, uv, face_uv, outfit.materials, rest, spec.palette, size=texture_size)
+    all_vertices, all_faces, all_face_uv, all_colors = _dress(spec, outfit, rest, posed, posed_heads)
     rotation = np.asarray(ANNY_TO_SMPL_ROTATION)
-    clothed_world = clothed @ rotation.T
-    all_vertices, all_faces, all_face_uv, all_colors = clothed_world, faces, face_uv, body_colors
-    if spec.garments.bottom_style == "skirt":
-        tube_vertices, tube_faces, tube_face_uv, tube_colors = _skirt(
-            spec, layout, rest, clothed_world, posed_heads @ rotation.T, index_of, materials, faces, face_uv, body_colors
-        )
-        all_vertices = np.concatenate([clothed_world, tube_vertices])
-        all_faces = np.concatenate([faces, tube_faces + len(clothed_world)])
-        all_face_uv = np.concatenate([face_uv, tube_face_uv])
-        all_colors = np.concatenate([body_colors, tube_colors])
-
     return SyntheticSubject(
         vertices=all_vertices.astype(np.float32),
         faces=all_faces.astype(np.int64),
@@ -338,9 +386,68 @@ def make_subject(spec: SubjectSpec, texture_size: int = 1024) -> SyntheticSubjec
         vertex_colors=all_colors.astype(np.uint8),
         body_vertices=(posed @ rotation.T).astype(np.float32),
         num_body_faces=len(faces),
-        joints24=(joints_anny @ rotation.T).astype(np.float32),
-        coco17=(coco @ rotation.T).astype(np.float32),
+        joints24=(_joints24_anny(posed_heads, outfit.index_of) @ rotation.T).astype(np.float32),
+        coco17=(anny["coco"][0] @ rotation.T).astype(np.float32),
         spec=spec,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class PosedSequence:
+    """A subject's clothed surface in a sequence of poses, world frame (metres, y up, facing +z).
+
+    Every frame shares :class:`SyntheticSubject`'s faces, UVs and texture (same vertex order).
+
+    Attributes:
+        vertices: (T, V, 3) float32 clothed surface (body shell, then the skirt tube if any).
+        body_vertices: (T, V_body, 3) float32 unclothed posed body.
+        joints24: (T, 24, 3) float32 SMPL joints (anchor-bone head means, ground truth).
+        coco17: (T, 17, 3) float32 COCO keypoints of the unclothed body (ground truth).
+    """
+
+    vertices: np.ndarray
+    body_vertices: np.ndarray
+    joints24: np.ndarray
+    coco17: np.ndarray
+
+
+def pose_subject(
+    spec: SubjectSpec, bone_angles: Sequence[Mapping[str, Sequence[float]]], *, batch_size: int = 8
+) -> PosedSequence:
+    """Pose and dress the subject ``spec`` in each of ``bone_angles`` (same garments as :func:`make_subject`).
+
+    Args:
+        spec: the subject (its ``pose_name`` is not used: the poses come from ``bone_angles``).
+        bone_angles: T >= 1 poses, each Anny bone name -> Euler degrees (see :mod:`gas_core.synth.poses`).
+        batch_size: poses per Anny forward pass (>= 1); bounds memory.
+
+    Returns:
+        :class:`PosedSequence` with T frames.
+
+    Raises:
+        ValueError: if ``bone_angles`` is empty, ``batch_size`` < 1 or a bone name is unknown.
+    """
+    if len(bone_angles) == 0:
+        raise ValueError("bone_angles must hold at least one pose")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    rotation = np.asarray(ANNY_TO_SMPL_ROTATION)
+    outfit = None
+    vertices, bodies, joints, coco = [], [], [], []
+    for start in range(0, len(bone_angles), batch_size):
+        anny = _anny_forward(spec.phenotype, list(bone_angles[start:start + batch_size]))
+        if outfit is None:
+            outfit = _outfit(spec, anny["rest"], anny["rest_heads"])
+        for posed, heads in zip(anny["posed"], anny["posed_heads"]):
+            vertices.append(_dress(spec, outfit, anny["rest"], posed, heads)[0].astype(np.float32))
+        bodies.append((anny["posed"] @ rotation.T).astype(np.float32))
+        joints.append((_joints24_anny(anny["posed_heads"], outfit.index_of) @ rotation.T).astype(np.float32))
+        coco.append((anny["coco"] @ rotation.T).astype(np.float32))
+    return PosedSequence(
+        vertices=np.stack(vertices),
+        body_vertices=np.concatenate(bodies),
+        joints24=np.concatenate(joints),
+        coco17=np.concatenate(coco),
     )
 
 

@@ -14,7 +14,7 @@ def test_help_lists_the_commands(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     for command in ("body", "synth", "preprocess", "serve", "demo", "train-nerf", "bake-nerf", "cache-latents",
-                    "train", "splits"):
+                    "train", "splits", "generate", "eval"):
         assert command in out
 
 
@@ -51,7 +51,8 @@ def test_bad_override_is_a_clear_error(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("command, option", [("train-nerf", "--val-shards"), ("bake-nerf", "--checkpoint"),
-                                             ("train", "--nproc-per-node"), ("cache-latents", "--part")])
+                                             ("train", "--nproc-per-node"), ("cache-latents", "--part"),
+                                             ("generate", "--keep-driver-shape"), ("eval", "--checkpoint")])
 def test_stage_commands_show_their_own_options(command, option, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
@@ -71,3 +72,11 @@ def test_bake_nerf_reports_bad_arguments_with_exit_code_2(tmp_path, capsys):
                  "--checkpoint", str(tmp_path / "ckpt"), "--set", "clip.nope=1"])
     assert code == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_synth_tiktok_writes_the_layout_with_ground_truth(tmp_path, capsys, open_body_model_dir):
+    assert main(["synth", "tiktok", "--out", str(tmp_path), "-n", "1", "--frames", "3", "--size", "32"]) == 0
+    assert "1 synthetic tiktok videos" in capsys.readouterr().out
+    assert len(list((tmp_path / "00001" / "images").glob("*.png"))) == 3
+    assert (tmp_path / "_groundtruth" / "00001" / "arrays.npz").is_file()
+

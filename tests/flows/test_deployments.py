@@ -9,10 +9,10 @@ from flows.deployments import DeploymentSpec, load_deployment_specs
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_prefect_yaml_declares_thuman_and_2k2k_for_flow_preprocess():
+def test_prefect_yaml_declares_the_preprocess_deployments():
     specs = {spec.name: spec for spec in load_deployment_specs(REPO_ROOT / "prefect.yaml")}
-    assert set(specs) >= {"thuman", "2k2k"}
-    for name in ("thuman", "2k2k"):
+    assert set(specs) >= {"thuman", "2k2k", "tiktok", "mvhumannet"}
+    for name in ("thuman", "2k2k", "tiktok", "mvhumannet"):
         flow = specs[name].load_flow()
         assert flow.name == "preprocess"
         assert specs[name].parameters["dataset"] == name
@@ -32,7 +32,7 @@ def test_deployment_spec_errors_name_the_problem(tmp_path):
 
 
 @pytest.mark.parametrize("name, flow_name", [("train-nerf", "train-nerf"), ("bake-nerf", "bake-nerf"),
-                                             ("train-diffusion", "train-diffusion")])
+                                             ("train-diffusion", "train-diffusion"), ("evaluate", "evaluate")])
 def test_prefect_yaml_declares_the_model_stages_on_the_gpu_pool(name, flow_name):
     import yaml
 

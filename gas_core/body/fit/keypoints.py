@@ -118,6 +118,9 @@ class UltralyticsPoseDetector:
             raise ValueError(f"image_size must be a positive multiple of 32, got {image_size}")
         if not 0.0 <= min_box_confidence <= 1.0:
             raise ValueError(f"min_box_confidence must be in [0, 1], got {min_box_confidence}")
+        from gas_core.settings import offline_ultralytics
+
+        offline_ultralytics()
         from ultralytics import YOLO
 
         self.weights = weights
