@@ -21,7 +21,8 @@ Tables:
    keypoint px, largest |beta|, seconds per subject;
 2. per joint (rows) and group (columns): mean joint error in cm, for the last condition run.
 
-``--body-model DIR`` fits with another build of the open model (e.g. an older one, to compare).
+``--body-model DIR`` fits with another build of the open model (e.g. an older one, to compare);
+``--fit NAME=VALUE`` (repeatable) overrides a :class:`gas_core.body.fit.fitter.FitConfig` field.
 
 Run: ``GAS_CACHE_DIR=.cache .venv/bin/python benchmarks/bench_fit.py [--subjects 6] [--edge-per-region 2]
 [--views 20] [--only-noisy-scan]``.
@@ -30,6 +31,7 @@ Run: ``GAS_CACHE_DIR=.cache .venv/bin/python benchmarks/bench_fit.py [--subjects
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -85,6 +87,19 @@ def scan_to_body_distance(scan_vertices: np.ndarray, body_vertices: np.ndarray, 
     return float(cKDTree(surface).query(scan_vertices)[0].mean())
 
 
+def fit_config_with_overrides(overrides: list[str]) -> FitConfig:
+    """The default :class:`FitConfig` with ``NAME=VALUE`` overrides (values cast to the field's type)."""
+    config = FitConfig()
+    types = {field.name: type(getattr(config, field.name)) for field in dataclasses.fields(FitConfig)}
+    changes = {}
+    for override in overrides:
+        name, separator, value = override.partition("=")
+        if not separator or name not in types:
+            raise ValueError(f"--fit expects NAME=VALUE with NAME a FitConfig field ({', '.join(types)}), got {override!r}")
+        changes[name] = types[name](value)
+    return dataclasses.replace(config, **changes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subjects", type=int, default=6, help="held-out typical synthetic subjects")
@@ -94,6 +109,8 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=1024)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--body-model", type=Path, default=None, help="folder of an open body model build")
+    parser.add_argument("--fit", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a FitConfig field, e.g. --fit surface_iterations=200 (repeatable)")
     parser.add_argument("--only-noisy-scan", action="store_true",
                         help=f"run only the condition {CONDITIONS[-1].name!r} (the realistic one)")
     args = parser.parse_args()
@@ -105,7 +122,7 @@ def main() -> None:
     faces = body.faces.cpu().numpy()
     cameras = orbit_cameras(OrbitSpec(num_views=args.views, distance=3.0, width=args.resolution,
                                       height=args.resolution))
-    config = FitConfig()
+    config = fit_config_with_overrides(args.fit)
     conditions = CONDITIONS[-1:] if args.only_noisy_scan else CONDITIONS
     specs: list[tuple[str, object]] = [("typical", sample_subject_spec(args.first_seed + i)) for i in range(args.subjects)]
     for region in EDGE_PHENOTYPE_REGIONS:
@@ -134,7 +151,7 @@ def main() -> None:
                 seconds=seconds))
 
     print(f"\nbody model: {body.label} ({args.body_model or 'default build'}); {args.views} views at "
-          f"{args.resolution}px; torch threads {args.threads}")
+          f"{args.resolution}px; torch threads {args.threads}; fit overrides: {', '.join(args.fit) or 'none'}")
     print("subjects: " + "; ".join(f"{g} {len(heights[g])} ({min(heights[g]):.2f}-{max(heights[g]):.2f} m)" for g in groups))
     header = (f"{'condition':<34} {'group':<19} {'joint err cm':>17} {'worst joint (cm)':>24} {'scan->body':>10} "
               f"{'v2v cm':>7} {'kp px':>6} {'|beta|':>6} {'s/subj':>6}")

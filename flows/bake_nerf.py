@@ -131,7 +131,7 @@ def bake_nerf(
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bake_nerf", description="Bake NeRF renderings and SMPL normal maps into clip shards (no Prefect server).")
-    parser.add_argument("--subjects", required=True, help="subject shards: folder, manifest.json, glob or .tar files")
+    parser.add_argument("--subjects", required=True, help="subject shards (view clips) or video shards (pose clips): folder, manifest.json, glob or .tar files")
     parser.add_argument("--out", required=True, help="output folder of the clip shards")
     parser.add_argument("--checkpoint", required=True, help="NeRF save_pretrained folder or training checkpoint")
     parser.add_argument("--preset", choices=["tiny", "paper"], default="paper")

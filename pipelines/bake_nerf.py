@@ -5,6 +5,9 @@ reference views (front, side, back, side for 4), one **view clip**: the orbit of
 ``clip.num_frames`` views starting at the reference (frame 0 is the reference view itself), with the
 ground-truth frames and masks, the NeRF rendering of every frame from the reference image, the
 fitted body's normal map of every frame (official GAS encoding), per-frame cameras and SMPL.
+For every segment of a video subject (``video`` shards), **pose clips**: a reference frame and the
+frames after it under the reference frame's camera (:func:`pose_clip_specs`; for multi-view video also
+seen from another camera).
 
 Steps (plain functions, wired into Prefect by :mod:`flows.bake_nerf`):
 
@@ -13,8 +16,8 @@ Steps (plain functions, wired into Prefect by :mod:`flows.bake_nerf`):
    and notes which clips the output manifest already holds;
 2. :class:`ClipBaker` holds the NeRF, the body model and the normal-map renderer and bakes any
    :class:`ClipSpec` of a :class:`ClipSource`. A source is what clips draw frames from (a scan
-   subject's views today, a video's frames later); :func:`view_clip_specs` turns a source into view
-   clip specs (a pose-clip spec function for video subjects fits beside it);
+   subject's views, or a video segment's frames); :func:`view_clip_specs` and :func:`pose_clip_specs`
+   turn a source into clip specs;
 3. :func:`bake_input_shard` bakes the missing clips of one input shard into output shards named after
    it (``subjects-000003.tar`` -> ``clips-subjects-000003-000000.tar``, so ranks never collide), closing
    an output shard every ``shards.subjects_per_shard`` subjects; :func:`bake` runs the whole loop.

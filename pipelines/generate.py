@@ -69,7 +69,13 @@ from pipelines.bake_nerf import (
     resolve_device,
 )
 from gas_core.segment.video import MaskingConfig
+from gas_core.videoio import VIDEO_SUFFIXES
 from pipelines.config import load_config
+from pipelines.datasets.errors import ScanReadError
+from pipelines.preprocess import VideoConfig
+from shards.manifest import load_manifest
+from shards.reader import iter_shard_samples, resolve_shard_urls
+from shards.schema import VIDEO_SCHEMA, SchemaError, decode_video
 
 __all__ = [
     "GenerateConfig",
@@ -103,6 +109,9 @@ __all__ = [
     "read_image_file",
     "read_mask_file",
     "read_pose_sequence",
+    "is_driving_video",
+    "driving_video_poses",
+    "video_shard_poses",
     "read_smpl_file",
     "reference_orbit",
     "resolve_dtype",
@@ -279,6 +288,8 @@ class GenerateConfig:
     (fp16 on CUDA, fp32 on CPU), "fp32", "fp16" or "bf16" (the diffusion model; the NeRF keeps its own
     ``nerf.bf16`` autocast). ``prefer_ema``: from a training checkpoint, load its EMA weights when present.
     ``body_model_path``: folder with ``SMPL_NEUTRAL.pkl`` (None: ``$GAS_BODY_MODEL_PATH`` or the open model).
+    ``driver``: how a driving video given as the pose sequence is preprocessed (masks, monocular SMPL fit;
+    :class:`pipelines.preprocess.VideoConfig`).
     """
 
     mode: Literal["view", "pose"] = "view"
@@ -293,6 +304,7 @@ class GenerateConfig:
     reference: ReferenceConfig = ReferenceConfig()
     output: OutputConfig = OutputConfig()
     estimators: EstimatorConfig = EstimatorConfig()
+    driver: VideoConfig = VideoConfig()
     prefer_ema: bool = True
     body_model_path: str | None = None
 
@@ -321,7 +333,7 @@ class GenerateConfig:
                    sampling=SamplingConfig(steps=3, window=8, overlap=2),
                    nerf=NeRFSettings(bf16=False, chunk_rays=8192, frames_per_batch=4),
                    output=OutputConfig(fps=7.0, strip_frames=12),
-                   estimators=EstimatorConfig(monocular=MonocularFitConfig.tiny()))
+                   estimators=EstimatorConfig(monocular=MonocularFitConfig.tiny()), driver=VideoConfig.tiny())
 
 
 def load_generate_config(path: Path | str | None = None, *, preset: Literal["tiny", "paper"] = "paper",
@@ -544,6 +556,75 @@ def read_pose_sequence(path: str | Path) -> PoseSequence:
     return PoseSequence(body_pose=arrays["body_pose"], global_orient=arrays["global_orient"], transl=arrays["transl"],
                         betas=arrays["betas"] if has_betas else None, scale=arrays["scale"] if has_scale else None,
                         source=str(path))
+
+
+# ============================================================================================ driving videos
+def is_driving_video(path: str | Path) -> bool:
+    """True for a driving video rather than a pose file: a video file, a TikTok-style frame folder (with
+    ``images/``) or video shards (a folder whose manifest holds ``video`` samples, or a ``.tar``)."""
+    path = Path(path)
+    if path.is_file():
+        return path.suffix.lower() in VIDEO_SUFFIXES or path.suffix == ".tar"
+    if path.is_dir():
+        if (path / "images").is_dir():
+            return True
+        manifest = load_manifest(path) if (path / "manifest.json").is_file() else None
+        return manifest is not None and manifest.schema_name == VIDEO_SCHEMA.name
+    return False
+
+
+def video_shard_poses(shards: str | Path, out_file: Path) -> Path:
+    """The per-frame SMPL of the first video in video shards (its segments in order, the first camera),
+    written as a pose-sequence NPZ (``body_pose`` (T, 23, 3), ``global_orient``, ``transl``, ``betas``)."""
+    segments: dict[str, list[tuple[int, Any]]] = {}
+    for url in resolve_shard_urls(str(shards)):
+        for raw in iter_shard_samples(url):
+            try:
+                video = decode_video(raw, where=f"{url} sample {raw.get('__key__', '?')}")
+            except SchemaError as error:
+                raise GenerateInputError(f"driving video shards {shards}: {error}") from error
+            segments.setdefault(video.meta["subject_id"], []).append((int(video.video["segment"]), video))
+    if not segments:
+        raise GenerateInputError(f"driving video shards {shards} hold no video segment")
+    first = sorted(segments)[0]
+    frames = [item for _, video in sorted(segments[first], key=lambda pair: pair[0])
+              for item in video.smpl[: video.num_frames]]
+    arrays = {name: np.stack([np.asarray(item[name], dtype=np.float64) for item in frames])
+              for name in ("body_pose", "global_orient", "transl")}
+    arrays["betas"] = np.asarray(frames[0]["betas"], dtype=np.float64)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(out_file, buffer.getvalue())
+    logger.info("driving poses: %d frames of video %s from %s", len(frames), first, shards)
+    return out_file
+
+
+def driving_video_poses(path: str | Path, work_dir: Path, config: GenerateConfig) -> Path:
+    """A driving video turned into a pose-sequence NPZ in ``work_dir``.
+
+    Video shards are read as they are; a video file or frame folder is first preprocessed like the
+    ``tiktok`` dataset (masks, per-segment monocular SMPL fit; ``config.driver``) into ``work_dir``.
+    Raises :class:`GenerateInputError` naming the video when it cannot be used.
+    """
+    from pipelines.datasets.tiktok import VideoRef
+    from pipelines.preprocess import PreprocessConfig, pack_staged_subjects
+    from pipelines.preprocess_video import preprocess_video
+
+    path = Path(path)
+    work_dir = Path(work_dir)
+    if path.suffix == ".tar" or (path.is_dir() and not (path / "images").is_dir()):
+        return video_shard_poses(path, work_dir / "poses.npz")
+    shards = work_dir / "shards"
+    preprocess_config = PreprocessConfig(video=config.driver, body_model_path=config.body_model_path)
+    ref = VideoRef(dataset="driver", subject_id=path.stem, path=path, kind="frames" if path.is_dir() else "file")
+    try:
+        report = preprocess_video(ref, preprocess_config, shards / "_staging")
+    except ScanReadError as error:
+        raise GenerateInputError(f"driving video {path}: {error}") from error
+    pack_staged_subjects(shards / "_staging", shards, preprocess_config)
+    logger.info("driving video %s: %d segments of %d frames", path, report.segments, report.frames)
+    return video_shard_poses(shards, work_dir / "poses.npz")
 
 
 # ============================================================================================ geometry
@@ -1221,6 +1302,8 @@ def generate(inputs: GenerateInputs, out_dir: str | Path, *, nerf_checkpoint: st
     if config.mode == "pose":
         if inputs.poses is None:
             raise GenerateInputError("pose mode needs a pose sequence file (--poses)")
+        if is_driving_video(inputs.poses):
+            inputs = replace(inputs, poses=driving_video_poses(inputs.poses, Path(out_dir) / "driver", config))
         read_pose_sequence(inputs.poses)
     for path, what in ((inputs.image, "image"), (inputs.mask, "mask"), (inputs.smpl, "SMPL"), (inputs.camera, "camera")):
         if path is not None:
@@ -1243,7 +1326,8 @@ def build_parser(prog: str = "gas generate") -> argparse.ArgumentParser:
     parser.add_argument("--smpl", help="SMPL parameters JSON of the reference (with --camera; default: monocular fit)")
     parser.add_argument("--camera", help="camera JSON of the reference (OpenCV K, R, t, width, height)")
     parser.add_argument("--mode", choices=["view", "pose"], help="novel views (orbit) or novel poses (default: view)")
-    parser.add_argument("--poses", help="pose mode: driving SMPL sequence (JSON or NPZ)")
+    parser.add_argument("--poses", help="pose mode: driving SMPL sequence (JSON or NPZ), a driving video (file or frame "
+                        "folder; preprocessed with the driver.* settings) or video shards")
     parser.add_argument("--keep-driver-shape", action="store_true", help="pose mode: use the driver's betas")
     parser.add_argument("--num-views", type=int, help="view mode: views of the orbit")
     parser.add_argument("--steps", type=int, help="sampling steps")

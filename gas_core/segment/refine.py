@@ -6,9 +6,11 @@ background-subtraction mask covers a fraction of the person. :func:`grabcut_refi
 ``cv2.grabCut`` (colour models of subject and surroundings plus a graph cut), started from a mask built out
 of the evidence at hand, on a crop around the subject's box:
 
-* sure foreground: the background-subtraction foreground inside the box, eroded;
-* probable foreground: the convex hull of that foreground inside the box, plus the previous frame's
-  refined mask (the subject moves little between frames; this carries the absorbed torso along);
+* probable foreground: the convex hull of the background-subtraction foreground inside the box, plus the
+  previous frame's refined mask (the subject moves little between frames; this carries the absorbed
+  torso along);
+* sure foreground (optional, off by default): that foreground, eroded. Off measures better: a median that
+  holds the subject leaves "ghost" foreground where the subject was, which sure labels would lock in;
 * probable background: the rest of the box grown by ``box_margin``;
 * sure background: the rest of the crop (a ring of ``context`` box sizes around the grown box) and every
   probable-background pixel whose colour matches the background estimate within ``match_threshold``.
@@ -37,8 +39,8 @@ class GrabCutConfig:
         box_margin: the subject's box grown by this fraction of its width/height on each side bounds the
             refined mask.
         context: sure-background ring around the grown box, in box widths/heights; the crop GrabCut sees.
-        erosion_radius: erosion (pixels) of the background-subtraction foreground that becomes sure
-            foreground (0: no erosion).
+        sure_foreground_erosion: ``None`` (default): no sure-foreground label; a radius (pixels, 0 for
+            none): the background-subtraction foreground eroded by it is sure foreground.
         match_threshold: probable-background pixels closer than this colour distance (RGB Euclidean,
             8-bit units) to the background estimate become sure background (0 disables).
         follows_previous: the previous frame's refined mask joins the probable foreground.
@@ -49,13 +51,15 @@ class GrabCutConfig:
     iterations: int = 3
     box_margin: float = 0.15
     context: float = 0.5
-    erosion_radius: int = 2
+    sure_foreground_erosion: int | None = None
     match_threshold: float = 15.0
     follows_previous: bool = True
     max_side: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("iterations", "erosion_radius", "max_side"):
+        if self.sure_foreground_erosion is not None and int(self.sure_foreground_erosion) < 0:
+            raise ValueError(f"sure_foreground_erosion must be None or non-negative, got {self.sure_foreground_erosion}")
+        for name in ("iterations", "max_side"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}")
         for name in ("box_margin", "context", "match_threshold"):
@@ -144,11 +148,11 @@ def grabcut_refine(frame: np.ndarray, foreground: np.ndarray, box: np.ndarray, c
     if previous is not None and config.follows_previous:
         probable |= np.asarray(previous, dtype=bool)[crop] & (labels != cv2.GC_BGD)
     labels[probable] = cv2.GC_PR_FGD
-    sure = seed.astype(np.uint8)
-    if config.erosion_radius:
-        radius = config.erosion_radius
-        sure = cv2.erode(sure, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
-    labels[sure > 0] = cv2.GC_FGD
+    if config.sure_foreground_erosion is not None:
+        sure, radius = seed.astype(np.uint8), int(config.sure_foreground_erosion)
+        if radius:
+            sure = cv2.erode(sure, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
+        labels[sure > 0] = cv2.GC_FGD
     image = np.ascontiguousarray(frame[crop][..., ::-1])  # OpenCV works in BGR
     scale = 1.0
     if config.max_side and max(image.shape[:2]) > config.max_side:

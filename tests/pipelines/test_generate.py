@@ -490,3 +490,26 @@ def test_view_mode_on_cuda_in_fp16(tmp_path, checkpoints, reference_files):
     assert result.num_frames == 4 and count_frames(result.video) == 4
     record = json.loads((tmp_path / "cuda" / "generation.json").read_text())
     assert record["dtype"] == "float16" and record["device"].startswith("cuda")
+
+
+def test_a_driving_video_is_preprocessed_into_its_pose_sequence(tmp_path, checkpoints, reference_files,
+                                                                synthetic_tiktok_root):
+    """Pose mode driven by a video: the walking synthetic video (and its ground-truth keypoints) is masked
+    and fitted like the tiktok dataset, and its per-frame poses drive the reference."""
+    import shutil
+
+    from pipelines.generate import generate, is_driving_video
+
+    video = tmp_path / "walk"
+    shutil.copytree(synthetic_tiktok_root / "00002", video)
+    shutil.copytree(synthetic_tiktok_root / "_groundtruth" / "00002", tmp_path / "_groundtruth" / "walk")
+    assert is_driving_video(video) and not is_driving_video(reference_files.smpl)
+    nerf_dir, gas_dir = checkpoints
+    config = tiny_config("mode=pose", "sampling.steps=1", "output.write_video=false", "driver.segment_frames=10",
+                         "driver.min_segment_frames=6", "driver.crop_size=64", "pose.align_orientation=true")
+    result = generate(replace(reference_files, poses=video), tmp_path / "out", nerf_checkpoint=nerf_dir,
+                      diffusion_checkpoint=gas_dir, config=config, progress=False)
+    assert result.num_frames == 20  # two 10-frame segments of the 20-frame video
+    poses = np.load(tmp_path / "out" / "driver" / "poses.npz")
+    assert poses["body_pose"].shape == (20, 23, 3) and np.abs(np.diff(poses["body_pose"], axis=0)).max() > 0
+    assert is_driving_video(tmp_path / "out" / "driver" / "shards")  # the driver's video shards are kept

@@ -253,6 +253,8 @@ class FitConfig:
         pose_limit_weight: weight of the soft joint-limit penalty (squared radians outside the limits).
         pose_rest_weight: weight of the L2 pull of ``body_pose`` towards the rest pose.
         shape_weight: weight of the L2 prior on betas.
+        scale_weight: weight of the L2 pull of the log-scale towards 0 (true size), so that stature and
+            proportions come from the shape space and the global scale only absorbs what it cannot fit.
         surface_weight: weight of the scan-surface terms in stage (c).
         surface_outside_weight: weight of the body-outside-the-scan penalty (relative to surface_weight).
         surface_robust_scale_m: Geman-McClure scale of the body<->scan distance terms.
@@ -278,6 +280,7 @@ class FitConfig:
     pose_limit_weight: float = 1.0
     pose_rest_weight: float = 1e-3
     shape_weight: float = 1e-3
+    scale_weight: float = 0.0
     surface_weight: float = 1.0
     surface_outside_weight: float = 5.0
     surface_robust_scale_m: float = 0.015
@@ -299,7 +302,7 @@ class FitConfig:
                      "triangulation_robust_scale_px"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("keypoint_3d_weight", "pose_limit_weight", "pose_rest_weight", "shape_weight",
+        for name in ("keypoint_3d_weight", "pose_limit_weight", "pose_rest_weight", "shape_weight", "scale_weight",
                      "surface_weight", "surface_outside_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -565,7 +568,8 @@ def fit_smpl_multiview(
         loss_3d = loss_3d / triangulated_total
         prior = (config.pose_limit_weight * body_pose_limit_violation(state.body_pose).sum()
                  + config.pose_rest_weight * (state.body_pose**2).sum()
-                 + config.shape_weight * (state.betas**2).sum())
+                 + config.shape_weight * (state.betas**2).sum()
+                 + config.scale_weight * (state.log_scale**2).sum())
         return loss_2d + config.keypoint_3d_weight * loss_3d + prior
 
     # ------------------------------------------------------------------ (b) keypoints

@@ -93,7 +93,8 @@ def test_mask_box_and_argument_checks():
         grabcut_refine(frame[..., 0], mask, np.array([0, 0, 4, 4]))
 
 
-@pytest.mark.parametrize("field, value", [("iterations", -1), ("box_margin", -0.1), ("max_side", 8)])
+@pytest.mark.parametrize("field, value", [("iterations", -1), ("box_margin", -0.1), ("max_side", 8),
+                                          ("sure_foreground_erosion", -1)])
 def test_grabcut_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=field):
         GrabCutConfig(**{field: value})
