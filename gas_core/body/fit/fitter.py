@@ -10,9 +10,12 @@ b. **Keypoints**: Adam over pose, shape, global orientation, translation and log
    Geman-McClure robust reprojection error of the body's COCO-17 keypoints in every view, weighted by
    detection confidence, plus a robust 3D term towards the triangulated keypoints (it speeds up the
    start), the pose prior (soft joint limits from :mod:`gas_core.body.limits` and a small L2 pull
-   towards the rest pose) and the shape prior (L2 on betas). The robust scales start wide and shrink
-   during the first part of the stage (graduated non-convexity), which keeps limbs out of poor local
-   minima such as an arm stuck on the wrong side of the body.
+   towards the rest pose), the shape prior (L2 on betas) and a size prior (L2 on the log-scale: the shape
+   space already spans children to very tall adults, so stature and proportions are taken from the betas
+   and the global scale only absorbs what they cannot express; without it, tall or extreme bodies were
+   fitted as an enlarged average body, with ankles and spine off by 2-7 cm). The robust scales start
+   wide and shrink during the first part of the stage (graduated non-convexity), which keeps limbs out
+   of poor local minima such as an arm stuck on the wrong side of the body.
 c. **Scan surface** (when scan vertices are given): the scan may wear clothes, so body vertices must
    lie inside or on it: a bounded (Geman-McClure) penalty on how far body vertices lie outside the scan
    along its outward normal (given, or estimated by local PCA and oriented by the fitted body), a
@@ -271,7 +274,7 @@ class FitConfig:
     """
 
     keypoint_iterations: int = 250
-    surface_iterations: int = 80
+    surface_iterations: int = 200
     keypoint_learning_rate: float = 0.04
     surface_learning_rate: float = 0.01
     keypoint_robust_scale_px: float = 12.0
@@ -280,7 +283,7 @@ class FitConfig:
     pose_limit_weight: float = 1.0
     pose_rest_weight: float = 1e-3
     shape_weight: float = 1e-3
-    scale_weight: float = 0.0
+    scale_weight: float = 3.0
     surface_weight: float = 1.0
     surface_outside_weight: float = 5.0
     surface_robust_scale_m: float = 0.015

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
+from gas_core.body.fit.monocular import check_image_size
 from gas_core.body.smpl import MAX_BETAS, NUM_BODY_JOINTS, SMPLParams
 from gas_core.cameras import Camera
 
@@ -83,18 +84,8 @@ def is_available() -> bool:
 
 def hmr2_focal_length(image_size: tuple[int, int]) -> float:
     """HMR2.0's full-frame focal length in pixels for a (W, H) frame: ``5000 / 256 * max(W, H)``."""
-    width, height = _check_image_size(image_size)
+    width, height = check_image_size(image_size)
     return HMR2_TRAINING_FOCAL_PX / HMR2_CROP_SIZE_PX * max(width, height)
-
-
-def _check_image_size(image_size) -> tuple[int, int]:
-    try:
-        width, height = (int(value) for value in image_size)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"image_size must be (W, H) in pixels, got {image_size!r}") from error
-    if width <= 0 or height <= 0:
-        raise ValueError(f"image_size must be positive, got {image_size!r}")
-    return width, height
 
 
 def weak_perspective_to_translation(crop_camera: np.ndarray, box_center: np.ndarray, box_size: np.ndarray,
@@ -122,7 +113,7 @@ def weak_perspective_to_translation(crop_camera: np.ndarray, box_center: np.ndar
     box_size = np.asarray(box_size, dtype=np.float64).reshape(-1)
     if box_size.shape != (count,):
         raise ValueError(f"box_size must have shape ({count},), got {box_size.shape}")
-    width, height = _check_image_size(image_size)
+    width, height = check_image_size(image_size)
     if not focal_length_px > 0:
         raise ValueError(f"focal_length_px must be positive, got {focal_length_px}")
     for name, array in (("crop_camera", crop_camera), ("box_center", box_center), ("box_size", box_size)):

@@ -239,7 +239,7 @@ def monocular_camera(image_size: tuple[int, int], config: MonocularFitConfig = M
         image_size: (W, H) pixels.
         config: gives ``focal_length_px`` or ``fov_deg`` (over ``max(W, H)``).
     """
-    width, height = _check_image_size(image_size)
+    width, height = check_image_size(image_size)
     focal = config.focal_length_px
     if focal is None:
         focal = 0.5 * max(width, height) / math.tan(math.radians(config.fov_deg) / 2.0)
@@ -247,7 +247,8 @@ def monocular_camera(image_size: tuple[int, int], config: MonocularFitConfig = M
     return Camera(K=K, R=np.eye(3), t=np.zeros(3), width=width, height=height)
 
 
-def _check_image_size(image_size) -> tuple[int, int]:
+def check_image_size(image_size) -> tuple[int, int]:
+    """``image_size`` as ``(W, H)`` positive pixel ints; ValueError naming it otherwise."""
     try:
         width, height = (int(value) for value in image_size)
     except (TypeError, ValueError) as error:
@@ -451,7 +452,7 @@ def fit_smpl_monocular(
         raise ValueError(f"body must be a BodyModel, got {type(body).__name__}")
     if not isinstance(config, MonocularFitConfig):
         raise ValueError(f"config must be a MonocularFitConfig, got {type(config).__name__}")
-    width, height = _check_image_size(image_size)
+    width, height = check_image_size(image_size)
     keypoints2d = validate_keypoints2d(keypoints2d)
     if keypoints2d.shape[1] != NUM_COCO_KEYPOINTS:
         raise ValueError(f"keypoints2d must hold {NUM_COCO_KEYPOINTS} COCO keypoints per frame, got {keypoints2d.shape[1]}")

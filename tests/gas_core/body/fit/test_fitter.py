@@ -144,6 +144,24 @@ def test_fit_synthetic_anny_subject_with_scan(body, regressor):
     assert body_to_truth(with_scan) < body_to_truth(no_scan) + 0.002
 
 
+def test_fit_takes_a_tall_edge_body_size_from_the_shape_space(body, regressor):
+    """A 2.4 m body with extreme proportions: its size comes from the betas, not from the global scale."""
+    from gas_core.body.open_model import EDGE_PHENOTYPE_REGIONS
+    from gas_core.synth.humans import make_subject, sample_edge_subject_spec
+
+    region = next(region for region in EDGE_PHENOTYPE_REGIONS if region.name == "proportions near 0")
+    subject = make_subject(sample_edge_subject_spec(5102, region), texture_size=16)
+    assert np.ptp(subject.body_vertices[:, 1]) > 2.2  # really an edge body
+    cameras = orbit_cameras(OrbitSpec(num_views=12, distance=3.0, width=768, height=768))
+    keypoints = ProjectedKeypoints(subject.coco17, noise_px=1.0, seed=0).detect(None, cameras)
+    result = fit_smpl_multiview(body, cameras, keypoints, scan_vertices=subject.vertices, coco_regressor=regressor,
+                                config=FitConfig(surface_iterations=30))
+    # Without the size prior this body was fitted as an average one scaled by 1.22 (ankle 4-14 cm off).
+    assert abs(float(result.params.scale) - 1.0) < 0.05, float(result.params.scale)
+    joint_error = np.linalg.norm(result.joints - subject.joints24, axis=-1)
+    assert joint_error.mean() < 0.02, joint_error
+
+
 def test_bad_arguments(body, regressor, cameras):
     keypoints = np.zeros((8, 17, 3))
     with pytest.raises(ValueError, match="keypoints2d"):
@@ -158,6 +176,8 @@ def test_bad_arguments(body, regressor, cameras):
         fit_smpl_multiview(body, cameras, keypoints, scan_normals=np.zeros((10, 3)), coco_regressor=regressor)
     with pytest.raises(ValueError, match="config"):
         fit_smpl_multiview(body, cameras, keypoints, coco_regressor=regressor, config={"keypoint_iterations": 3})
+    with pytest.raises(ValueError, match="scale_weight"):
+        FitConfig(scale_weight=-1.0)
     small = CocoRegressor(weights=np.full((17, 4), 0.25), keypoint_weights=np.ones(17), source="tiny")
     with pytest.raises(ValueError, match="coco_regressor"):
         fit_smpl_multiview(body, cameras, keypoints, coco_regressor=small)
