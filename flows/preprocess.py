@@ -13,6 +13,7 @@ that packs what was staged into shards.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,27 +87,14 @@ def preprocess(
     logger.info("%s: %d subjects found, %d already done, %d rejected earlier, %d to process",
                 dataset, plan.total, len(plan.done), len(plan.rejected), len(plan.todo))
 
-    runner = ThreadPoolTaskRunner(max_workers=max(1, config.workers))
-    reports: list[SubjectReport] = []
-    progress = create_progress_artifact(progress=0.0, description=f"preprocess {dataset}: subjects done (%)")
-    with runner:
-        futures = [runner.submit(preprocess_subject_task, parameters={
-            "ref": ref, "config": config, "staging_dir": plan.staging_dir, "rejected_dir": plan.rejected_dir})
-            for ref in plan.todo]
-        for ref, future in zip(plan.todo, futures):
-            future.wait()
-            state = future.state
-            if state.is_completed():
-                reports.append(future.result())
-            else:
-                reports.append(SubjectReport.failed(ref, _failure_reason(state)))
-            update_progress_artifact(progress, progress=100.0 * len(reports) / len(plan.todo))
+    reports: list[SubjectReport] = _run_per_item(
+        preprocess_subject_task, plan.todo, SubjectReport.failed, config.workers,
+        {"config": config, "staging_dir": plan.staging_dir, "rejected_dir": plan.rejected_dir},
+        f"preprocess {dataset}: subjects done (%)")
 
     pack = pack_task(plan.staging_dir, Path(out_dir), config)
     reports.extend(plan.rejected)  # rejected by an earlier run and still outside the gates
-    rows = _table([report.as_row() for report in reports])
-    create_table_artifact(key=f"preprocess-{_artifact_key(dataset)}", table=rows or [{"subject": "-", "status": "nothing to do"}],
-                          description=f"preprocess {dataset}: {pack.summary()}")
+    rows = _publish_table(dataset, reports, pack)
     failed = [report for report in reports if report.status == "failed"]
     rejected = [report for report in reports if report.status == "rejected"]
     for report in rejected:
@@ -130,22 +118,11 @@ def _preprocess_videos(dataset: str, raw_root: Path, out_dir: Path, config: Prep
     logger = get_run_logger()
     plan = plan_videos(dataset, raw_root, out_dir, limit=limit)
     logger.info("%s: %d videos found, %d already done, %d to process", dataset, plan.total, len(plan.done), len(plan.todo))
-    runner = ThreadPoolTaskRunner(max_workers=max(1, config.workers))
-    reports: list[VideoReport] = []
-    progress = create_progress_artifact(progress=0.0, description=f"preprocess {dataset}: videos done (%)")
-    with runner:
-        futures = [runner.submit(preprocess_video_task, parameters={"ref": ref, "config": config,
-                                                                    "staging_dir": plan.staging_dir})
-                   for ref in plan.todo]
-        for ref, future in zip(plan.todo, futures):
-            future.wait()
-            state = future.state
-            reports.append(future.result() if state.is_completed() else VideoReport.failed(ref, _failure_reason(state)))
-            update_progress_artifact(progress, progress=100.0 * len(reports) / len(plan.todo))
+    reports: list[VideoReport] = _run_per_item(
+        preprocess_video_task, plan.todo, VideoReport.failed, config.workers,
+        {"config": config, "staging_dir": plan.staging_dir}, f"preprocess {dataset}: videos done (%)")
     pack = pack_task(plan.staging_dir, out_dir, config)
-    rows = _table([report.as_row() for report in reports])
-    create_table_artifact(key=f"preprocess-{_artifact_key(dataset)}", table=rows or [{"subject": "-", "status": "nothing to do"}],
-                          description=f"preprocess {dataset}: {pack.summary()}")
+    rows = _publish_table(dataset, reports, pack)
     failed = [report for report in reports if report.status == "failed"]
     summary = {"dataset": dataset, "found": plan.total, "skipped": len(plan.done),
                "processed": sum(report.status == "ok" for report in reports), "failed": [r.as_row() for r in failed],
@@ -154,6 +131,30 @@ def _preprocess_videos(dataset: str, raw_root: Path, out_dir: Path, config: Prep
         names = ", ".join(f"{r.subject_id} ({r.error})" for r in failed)
         return Failed(message=f"{len(failed)} of {len(reports)} videos failed: {names}", data=summary)
     return summary
+
+
+def _run_per_item(task: Any, refs: Sequence[Any], failed: Callable[[Any, str], Any], workers: int,
+                  parameters: dict[str, Any], description: str) -> list[Any]:
+    """Run ``task`` once per ref (``workers`` at a time) and return a report per ref, in order: the task's
+    own, or ``failed(ref, reason)`` when its run did not complete; a progress artifact follows along."""
+    reports: list[Any] = []
+    progress = create_progress_artifact(progress=0.0, description=description)
+    with ThreadPoolTaskRunner(max_workers=max(1, workers)) as runner:
+        futures = [runner.submit(task, parameters={"ref": ref, **parameters}) for ref in refs]
+        for ref, future in zip(refs, futures):
+            future.wait()
+            state = future.state
+            reports.append(future.result() if state.is_completed() else failed(ref, _failure_reason(state)))
+            update_progress_artifact(progress, progress=100.0 * len(reports) / len(refs))
+    return reports
+
+
+def _publish_table(dataset: str, reports: Sequence[Any], pack: PackReport) -> list[dict[str, Any]]:
+    """The reports' rows (one shared set of columns), also published as the run's table artifact."""
+    rows = _table([report.as_row() for report in reports])
+    create_table_artifact(key=f"preprocess-{_artifact_key(dataset)}", table=rows or [{"subject": "-", "status": "nothing to do"}],
+                          description=f"preprocess {dataset}: {pack.summary()}")
+    return rows
 
 
 def _table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

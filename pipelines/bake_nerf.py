@@ -578,11 +578,6 @@ def _to_uint8(images: torch.Tensor) -> np.ndarray:
     return array[..., 0] if array.shape[-1] == 1 else array
 
 
-def _smpl_batch(items: Sequence[Mapping[str, Any]], device: torch.device) -> SMPLParams:
-    """Stack SMPL dicts into one :class:`SMPLParams` batch (float32 on ``device``)."""
-    return SMPLParams.from_records(items, device=device)
-
-
 def _smpl_json(item: Mapping[str, Any]) -> dict[str, Any]:
     """An SMPL dict with JSON-ready values (lists, floats, the body-model label)."""
     output = {key: np.asarray(item[key], dtype=np.float64).tolist() for key in _SMPL_PARAMETER_KEYS if key != "scale"}
@@ -701,8 +696,8 @@ class ClipBaker:
         reference_mask = _resize_masks(source.masks[spec.reference_index][None], width, height)
         self.timings.other_s += time.perf_counter() - started
 
-        reference_params = _smpl_batch([source.smpl[spec.reference_index]], self.device)
-        target_params = _smpl_batch(spec.smpl, self.device)
+        reference_params = SMPLParams.from_records([source.smpl[spec.reference_index]], device=self.device)
+        target_params = SMPLParams.from_records(spec.smpl, device=self.device)
         started = time.perf_counter()
         nerf, opacity = self._render_nerf(source, spec.reference_index, reference_params, target_cameras, target_params)
         self.timings.nerf_s += time.perf_counter() - started
@@ -786,10 +781,10 @@ class ClipBaker:
                 self._normal_renderer = NormalMapRenderer(width=clip.width, height=clip.height)
             if all(_same_smpl(item, spec.smpl[0]) for item in spec.smpl):  # one pose: pose and upload the mesh once
                 with torch.no_grad():
-                    vertices = self.body_model(_smpl_batch(spec.smpl[:1], self.device)).vertices
+                    vertices = self.body_model(SMPLParams.from_records(spec.smpl[:1], device=self.device)).vertices
                 return self._normal_renderer.render_views(vertices[0].cpu().double().numpy(), self._faces, cameras)
             with torch.no_grad():
-                vertices = self.body_model(_smpl_batch(spec.smpl, self.device)).vertices
+                vertices = self.body_model(SMPLParams.from_records(spec.smpl, device=self.device)).vertices
             return self._normal_renderer.render_frames(vertices.cpu().double().numpy(), self._faces, cameras)
         finally:
             self.timings.normals_s += time.perf_counter() - started

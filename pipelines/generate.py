@@ -102,7 +102,6 @@ __all__ = [
     "build_parser",
     "config_from_args",
     "pelvis_positions",
-    "smpl_batch",
     "prepare_reference",
     "read_camera_file",
     "read_generation_inputs",
@@ -628,17 +627,6 @@ def driving_video_poses(path: str | Path, work_dir: Path, config: GenerateConfig
 
 
 # ============================================================================================ geometry
-def smpl_batch(items: Sequence[Mapping[str, Any]]) -> SMPLParams:
-    """SMPL dicts (the project's format) stacked into one float32 CPU :class:`SMPLParams` batch of len(items)."""
-    def stack(name: str, shape: tuple[int, ...]) -> torch.Tensor:
-        return torch.as_tensor(np.stack([np.asarray(item[name], dtype=np.float64).reshape(shape) for item in items]),
-                               dtype=torch.float32)
-
-    return SMPLParams(betas=stack("betas", (-1,)), body_pose=stack("body_pose", (23, 3)),
-                      global_orient=stack("global_orient", (3,)), transl=stack("transl", (3,)),
-                      scale=stack("scale", ()))
-
-
 def _axis_angle_to_matrix(vectors: np.ndarray) -> np.ndarray:
     from scipy.spatial.transform import Rotation
 
@@ -654,7 +642,7 @@ def _matrix_to_axis_angle(matrices: np.ndarray) -> np.ndarray:
 @torch.no_grad()
 def pelvis_positions(body_model: BodyModel, items: Sequence[Mapping[str, Any]]) -> np.ndarray:
     """World pelvis positions (N, 3) metres of N SMPL dicts."""
-    return body_model(smpl_batch(items)).joints[:, 0].double().cpu().numpy()  # forward moves params to its device
+    return body_model(SMPLParams.from_records(items)).joints[:, 0].double().cpu().numpy()  # forward moves params to its device
 
 
 def drive_poses(reference_smpl: Mapping[str, Any], sequence: PoseSequence, body_model: BodyModel,
@@ -1133,7 +1121,7 @@ class SingleImageGenerator:
 
     @torch.no_grad()
     def _vertices(self, items: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        return self.body_model(smpl_batch(items)).vertices.double().cpu().numpy()
+        return self.body_model(SMPLParams.from_records(items)).vertices.double().cpu().numpy()
 
     def render_conditions(self, image: np.ndarray, mask: np.ndarray, camera: Camera, smpl: Mapping[str, Any],
                           cameras: Sequence[Camera], frames_smpl: Sequence[Mapping[str, Any]],

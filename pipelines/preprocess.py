@@ -359,13 +359,14 @@ class SubjectReport:
         unmeasured values shown as empty)."""
         row = asdict(self)
         row.update(row.pop("quality"))
+        return {key: table_value(value) for key, value in row.items()}
 
-        def shown(value: Any) -> Any:
-            if value is None or (isinstance(value, float) and np.isnan(value)):
-                return ""
-            return round(value, 4) if isinstance(value, float) else value
 
-        return {key: shown(value) for key, value in row.items()}
+def table_value(value: Any) -> Any:
+    """A report value as tables and artifacts show it: None and NaN as empty, floats to 4 decimals."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return round(value, 4) if isinstance(value, float) else value
 
 
 _thread_state = threading.local()

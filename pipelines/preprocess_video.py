@@ -29,7 +29,6 @@ named in the report; the other videos complete.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -46,11 +45,11 @@ from gas_core.body.smpl import BodyModel
 from gas_core.cameras import Camera
 from gas_core.fileio import atomic_directory
 from gas_core.render.normals import NormalMapRenderer
-from gas_core.segment import VideoMasker, VideoMasks
+from gas_core.segment import VideoMasker, VideoMasks, mask_box
 from gas_core.videoio import VideoReadError
 from pipelines.datasets.errors import ScanReadError
 from pipelines.datasets.tiktok import VideoRef, discover_videos, iter_ref_frames, resampled_indices, video_info
-from pipelines.preprocess import STAGING_DIRNAME, PreprocessConfig, VideoConfig, _body_model, _thread_renderer
+from pipelines.preprocess import STAGING_DIRNAME, PreprocessConfig, VideoConfig, _body_model, _thread_renderer, table_value
 from shards.manifest import existing_keys
 from shards.schema import VideoSample, encode, make_key
 
@@ -166,13 +165,7 @@ class VideoReport:
 
     def as_row(self) -> dict[str, Any]:
         """A flat dict for tables and artifacts (NaN shown as empty, floats rounded)."""
-
-        def shown(value: Any) -> Any:
-            if isinstance(value, float):
-                return "" if np.isnan(value) else round(value, 4)
-            return value
-
-        return {key: shown(value) for key, value in asdict(self).items()}
+        return {key: table_value(value) for key, value in asdict(self).items()}
 
 
 # --------------------------------------------------------------------------------------- crops
@@ -243,14 +236,6 @@ def square_crop(boxes: np.ndarray, image_size: tuple[int, int], size: int, margi
     side = max(x1 - x0, y1 - y0, 1.0) * (1.0 + 2.0 * margin)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     return SegmentCrop(x0=cx - side / 2, y0=cy - side / 2, side=float(side), size=int(size))
-
-
-def _mask_box(mask: np.ndarray) -> np.ndarray:
-    """xyxy pixel box of a mask's foreground (NaN when empty)."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
-        return np.full(4, np.nan)
-    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float64)
 
 
 # --------------------------------------------------------------------------------------- helpers
@@ -559,7 +544,9 @@ def _preprocess_multiview(ref: Any, config: PreprocessConfig, staging_dir: Path)
             images, masks, cameras, smpl = [], [], [], []
             for c, name in enumerate(chosen):
                 camera_masks = chunk.masks[c]
-                crop = square_crop(np.stack([_mask_box(mask) for mask in camera_masks]), (video.width, video.height),
+                boxes = [mask_box(mask) for mask in camera_masks]
+                crop = square_crop(np.stack([np.full(4, np.nan) if box is None else box for box in boxes]),
+                                   (video.width, video.height),
                                    video_config.crop_size, video_config.crop_margin)
                 camera = crop.apply_camera(video.cameras[name])
                 for t in range(frames_in_chunk):

@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gas_core.body.smpl import BodyModel
+from gas_core.body.smpl import BodyModel, SMPLParams
 from gas_core.cameras import OrbitSpec, orbit_cameras
 from gas_core.diffusion import GASModel
 from pipelines.generate import (
@@ -80,14 +80,13 @@ def reference_smpl(body_model: BodyModel) -> dict:
 def reference_files(tmp_path_factory, body_model) -> GenerateInputs:
     """image.png (a coloured render of the body), mask.png, smpl.json and camera.json of one front view."""
     from gas_core.render.normals import NormalMapRenderer, normal_map_foreground
-    from pipelines.generate import smpl_batch
 
     folder = tmp_path_factory.mktemp("reference")
     smpl = reference_smpl(body_model)
     camera = orbit_cameras(OrbitSpec(num_views=1, distance=2.6, elevation_deg=5.0, width=SIZE, height=SIZE,
                                      target=(0.0, -0.2, 0.0)))[0]
     with torch.no_grad():
-        vertices = body_model(smpl_batch([smpl])).vertices[0].double().numpy()
+        vertices = body_model(SMPLParams.from_records([smpl])).vertices[0].double().numpy()
     with NormalMapRenderer(width=SIZE, height=SIZE) as renderer:
         normal_map = renderer.render(vertices, body_model.faces.cpu().numpy().astype(np.int64), camera)
     mask = normal_map_foreground(normal_map)
@@ -437,7 +436,7 @@ def test_estimators_fill_in_mask_smpl_and_camera_and_generation_runs_on_them(tmp
     from gas_core.body.fit.fitter import CocoRegressor
     from gas_core.body.fit.monocular import project_video_keypoints
     from gas_core.segment.detect import Detections
-    from pipelines.generate import ReferenceEstimator, smpl_batch
+    from pipelines.generate import ReferenceEstimator
 
     silhouette = np.asarray(Image.open(reference_files.mask)) > 0
     rows, cols = np.nonzero(silhouette)
@@ -445,7 +444,7 @@ def test_estimators_fill_in_mask_smpl_and_camera_and_generation_runs_on_them(tmp
     camera = read_camera_file(reference_files.camera)
     smpl = read_smpl_file(reference_files.smpl, body_model)
     with torch.no_grad():
-        vertices = body_model(smpl_batch([smpl])).vertices
+        vertices = body_model(SMPLParams.from_records([smpl])).vertices
         coco = CocoRegressor.for_body_model(body_model).regress(vertices).double().numpy()
     keypoints = project_video_keypoints(coco, camera)[0]
 
@@ -465,7 +464,7 @@ def test_estimators_fill_in_mask_smpl_and_camera_and_generation_runs_on_them(tmp
     assert inputs.sources["smpl"] == "gas_core.body.fit.monocular"
     with torch.no_grad():
         fitted = CocoRegressor.for_body_model(body_model).regress(
-            body_model(smpl_batch([inputs.smpl])).vertices).double().numpy()[0]
+            body_model(SMPLParams.from_records([inputs.smpl])).vertices).double().numpy()[0]
     reprojected = inputs.camera.project(fitted)
     assert np.nanmean(np.linalg.norm(reprojected - keypoints[:, :2], axis=1)) < 2.0  # pixels, at 64 px
     # Generation on the estimated fit (world = camera frame, y down: turned upright for the orbit).

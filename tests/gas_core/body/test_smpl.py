@@ -300,3 +300,17 @@ def test_no_vertex_moves_implausibly_in_random_poses(open_model, posed_open_bodi
     assert torch.quantile(stretch.flatten(), 0.99) < 2.0
     total = lengths(posed_open_bodies.vertices).sum(1) / lengths(posed_open_bodies.rest_vertices).sum(1)
     assert ((total - 1.0).abs() < 0.05).all()
+
+
+def test_params_from_records_stack_shard_dicts():
+    records = [{"betas": np.full(10, 0.1 * i), "body_pose": np.full((23, 3), 0.01 * i), "global_orient": [0.0, i, 0.0],
+                "transl": [i, 0.0, 0.0], "scale": 1.0 + i, "body_model": "any label"} for i in range(3)]
+    params = SMPLParams.from_records(records)
+    assert params.batch_size == 3 and params.body_pose.shape == (3, 23, 3) and params.scale.shape == (3,)
+    assert torch.allclose(params.scale, torch.tensor([1.0, 2.0, 3.0])) and float(params.transl[2, 0]) == 2.0
+    without_scale = SMPLParams.from_records([{key: value for key, value in records[0].items() if key != "scale"}])
+    assert float(without_scale.scale[0]) == 1.0
+    with pytest.raises(ValueError, match="transl"):
+        SMPLParams.from_records([{key: value for key, value in records[0].items() if key != "transl"}])
+    with pytest.raises(ValueError, match="non-empty"):
+        SMPLParams.from_records([])
