@@ -11,7 +11,7 @@ export PREFECT_LOGGING_LEVEL ?= WARNING
 export YOLO_CONFIG_DIR ?= $(CURDIR)/.cache/ultralytics
 DEMO_OUT ?= out/demo
 
-.PHONY: setup demo test test-slow test-all bench clean
+.PHONY: setup demo test test-slow test-all bench docs clean
 
 setup:
 	@VENV=$(VENV) bash scripts/bootstrap.sh
@@ -32,5 +32,9 @@ test-all: setup
 bench: setup
 	$(PY) benchmarks/bench_render.py
 
+# The documentation site (docs/, mkdocs.yml) into site/; a broken link or anchor fails the build.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
 clean:
-	rm -rf out .pytest_cache
+	rm -rf out .pytest_cache site

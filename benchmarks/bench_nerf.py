@@ -68,7 +68,8 @@ def query_counts(batch, settings: NeRFModelConfig) -> dict[str, float]:
         part = slice(start, start + 65536)
         samples = sample_near_surface(origins[part], directions[part], batch_index[part], ours_grid,
                                       probes_per_ray=settings.probes_per_ray, samples_per_ray=settings.samples_per_ray,
-                                      window_depth=settings.window_depth)
+                                      window_depth=settings.window_depth,
+                                      surface_crossings=settings.surface_crossings)
         ours += samples.num_rays * settings.samples_per_ray
     box_min = body.vertices.amin(dim=1) - SHERF_MARGIN
     box_max = body.vertices.amax(dim=1) + SHERF_MARGIN

@@ -22,7 +22,8 @@ from prefect.artifacts import create_progress_artifact, create_table_artifact, u
 from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from pipelines.datasets.common import ScanReadError, SubjectRef
+from pipelines.datasets.common import SubjectRef
+from pipelines.datasets.errors import is_bad_input
 from pipelines.preprocess import (
     PackReport,
     PreprocessConfig,
@@ -35,13 +36,13 @@ from pipelines.preprocess_video import VideoReport, is_video_dataset, plan_video
 
 
 def _retry_unless_bad_input(task, task_run, state) -> bool:
-    """Retry transient failures only: a subject whose files are bad fails at once."""
+    """Retry transient failures only: a subject whose files are bad (a ``ScanReadError``, or any
+    ``ValueError``: the same input fails the same way again, see
+    :func:`pipelines.datasets.errors.is_bad_input`) fails at once, on its first run."""
     try:
         state.result()
-    except ScanReadError:
-        return False
-    except Exception:  # noqa: BLE001 - anything else may be transient (I/O, memory)
-        return True
+    except Exception as error:  # noqa: BLE001 - anything but bad input may be transient (I/O, memory)
+        return not is_bad_input(error)
     return False
 
 

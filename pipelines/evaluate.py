@@ -21,10 +21,18 @@ dataset, never per frame):
    :func:`generate_clip` samples the diffusion model (:func:`gas_core.diffusion.sample_latents`;
    paper guidance by default: the triangular view schedule 1 -> 2 -> 1 over the orbit, 2 for poses;
    sliding windows that keep the reference frame for long pose clips), :func:`score_clip` computes
-   PSNR, SSIM and LPIPS per frame and the I3D features of the clip for FVD. For datasets whose
-   protocol removes the background (THuman2.1, and the synthetic THuman stand-ins) the prediction and
-   the ground truth are both composited onto the protocol's background with the ground-truth masks
-   first; 2K2K frames are scored as they are.
+   PSNR, SSIM and LPIPS per frame and the I3D features of the clip for FVD, under two protocols:
+
+   - **paper protocol** (columns ``PSNR@paper`` …, the paper's numbers): whole frames; for datasets
+     whose protocol removes the background (THuman2.1, and the synthetic THuman stand-ins) the
+     prediction and the ground truth are both composited onto the protocol's background with the
+     ground-truth masks first; 2K2K frames are scored as they are. Painting the prediction's
+     background with the TRUE mask hides whatever the model put there, so featureless or noisy
+     output can score as well as a real rendering;
+   - **person box** (``PSNR@box``, ``SSIM@box``, ``LPIPS@box``): every frame cropped to the bounding
+     box of its ground-truth mask (widened to at least :data:`BOX_MIN_SIDE` pixels), nothing painted,
+     as SHERF reports "inside the person's box": the model's own pixels around and between the limbs
+     count, so noise cannot win.
 3. :func:`build_table` turns the rows into a :class:`~gas_core.metrics.ResultsTable` (means over all
    scored frames; FVD between the row's and the ground truth's I3D features over the clips) and
    :func:`write_tables` writes it.
@@ -119,13 +127,26 @@ __all__ = [
     "build_parser",
     "main_from_args",
     "NERF_ROW",
+    "EVAL_COLUMNS",
+    "BOX_MIN_SIDE",
+    "person_boxes",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: Label of Table 4's row: the clips' NeRF renderings scored as they are ("before diffusion").
 NERF_ROW = "NeRF renderings"
+#: Column regions: the paper's protocol (whole frames, THuman backgrounds painted with the true mask)
+#: and the person's box (SHERF's region, nothing painted).
+PAPER_REGION, BOX_REGION = "paper", "box"
+#: The tables' columns: the paper's four metrics under its protocol, then PSNR, SSIM, LPIPS in the box.
+EVAL_COLUMNS = (*(replace(c, region=PAPER_REGION, region_label="paper protocol") for c in PAPER_METRICS),
+                *(replace(c, region=BOX_REGION, region_label="person box") for c in (PSNR, SSIM, LPIPS)))
+#: Smallest side of a person box in pixels (LPIPS' minimum; SSIM needs 11): narrower boxes are widened.
+BOX_MIN_SIDE = 32
 _CACHE_FORMAT = "gas-eval-clip"
+#: Version of the cached per-clip scores (2: person-box values added); part of every clip's fingerprint.
+_SCORE_VERSION = 2
 _TASK_TITLES = {"novel_view": "Novel view synthesis", "novel_pose": "Novel pose synthesis"}
 _MODE_OF_TASK = {"novel_view": "view", "novel_pose": "pose"}
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -650,8 +671,9 @@ class _null_context:
 @dataclass(frozen=True)
 class ClipScore:
     """One clip's numbers for one row: per scored frame ``psnr``, ``ssim``, ``lpips`` (None without
-    LPIPS), and the I3D ``features`` (400,) of the scored frames (None without I3D or with fewer than
-    9 frames) plus the ground truth's ``target_features``."""
+    LPIPS) under the paper's protocol and ``box_psnr``, ``box_ssim``, ``box_lpips`` inside the person's
+    box, and the I3D ``features`` (400,) of the scored frames (None without I3D or with fewer than 9
+    frames) plus the ground truth's ``target_features``."""
 
     key: str
     psnr: tuple[float, ...]
@@ -659,30 +681,70 @@ class ClipScore:
     lpips: tuple[float, ...] | None
     features: tuple[float, ...] | None
     target_features: tuple[float, ...] | None
+    box_psnr: tuple[float, ...] | None = None
+    box_ssim: tuple[float, ...] | None = None
+    box_lpips: tuple[float, ...] | None = None
 
     @property
     def frames(self) -> int:
         return len(self.psnr)
 
+    def frame_values(self) -> dict[str, tuple[float, ...] | None]:
+        """Per-frame values by column key (``PSNR@paper`` …, ``LPIPS@box``); None where not computed."""
+        return {f"{PSNR.name}@{PAPER_REGION}": self.psnr, f"{SSIM.name}@{PAPER_REGION}": self.ssim,
+                f"{LPIPS.name}@{PAPER_REGION}": self.lpips, f"{PSNR.name}@{BOX_REGION}": self.box_psnr,
+                f"{SSIM.name}@{BOX_REGION}": self.box_ssim, f"{LPIPS.name}@{BOX_REGION}": self.box_lpips}
+
     def means(self) -> dict[str, float]:
         """Per-clip means of the per-frame metrics (column key -> value)."""
-        values = {PSNR.key: float(np.mean(self.psnr)), SSIM.key: float(np.mean(self.ssim))}
-        if self.lpips is not None:
-            values[LPIPS.key] = float(np.mean(self.lpips))
-        return values
+        return {key: float(np.mean(values)) for key, values in self.frame_values().items() if values is not None}
 
     def as_json(self) -> dict[str, Any]:
-        return {"key": self.key, "psnr": list(self.psnr), "ssim": list(self.ssim),
-                "lpips": None if self.lpips is None else list(self.lpips),
-                "features": None if self.features is None else list(self.features),
-                "target_features": None if self.target_features is None else list(self.target_features)}
+        def listed(values: tuple[float, ...] | None) -> list[float] | None:
+            return None if values is None else list(values)
+        return {"key": self.key, "psnr": list(self.psnr), "ssim": list(self.ssim), "lpips": listed(self.lpips),
+                "box_psnr": listed(self.box_psnr), "box_ssim": listed(self.box_ssim), "box_lpips": listed(self.box_lpips),
+                "features": listed(self.features), "target_features": listed(self.target_features)}
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> "ClipScore":
         def floats(name: str) -> tuple[float, ...] | None:
             return None if value.get(name) is None else tuple(float(v) for v in value[name])
         return cls(key=str(value["key"]), psnr=floats("psnr") or (), ssim=floats("ssim") or (), lpips=floats("lpips"),
-                   features=floats("features"), target_features=floats("target_features"))
+                   features=floats("features"), target_features=floats("target_features"),
+                   box_psnr=floats("box_psnr"), box_ssim=floats("box_ssim"), box_lpips=floats("box_lpips"))
+
+
+def person_boxes(masks: Tensor, min_side: int = BOX_MIN_SIDE) -> Tensor:
+    """The person's box in every frame: the bounding box of the ground-truth mask, widened about its
+    centre to at least ``min_side`` pixels a side (within the frame); the whole frame where the mask is empty.
+
+    Args:
+        masks: ``(F, 1, H, W)`` ground-truth masks (foreground > 0.5).
+        min_side: smallest box side in pixels (capped by the frame size).
+
+    Returns:
+        ``(F, 4)`` int64 corners ``x0, y0, x1, y1`` (end exclusive), the ``box`` argument of the metrics.
+    """
+    if masks.ndim != 4 or masks.shape[1] != 1:
+        raise ValueError(f"masks must be (F, 1, H, W), got {tuple(masks.shape)}")
+    if isinstance(min_side, bool) or not isinstance(min_side, int) or min_side < 1:
+        raise ValueError(f"min_side must be a positive int, got {min_side!r}")
+    height, width = masks.shape[-2:]
+    boxes = []
+    for mask in masks[:, 0] > 0.5:
+        rows, cols = torch.nonzero(mask.any(dim=1)).flatten(), torch.nonzero(mask.any(dim=0)).flatten()
+        if rows.numel() == 0:
+            boxes.append([0, 0, width, height])
+            continue
+        corners = []
+        for low, high, limit in ((int(cols[0]), int(cols[-1]) + 1, width), (int(rows[0]), int(rows[-1]) + 1, height)):
+            side = min(max(high - low, min_side), limit)
+            start = min(max((low + high - side) // 2, 0), limit - side)
+            corners.append((start, start + side))
+        (x0, x1), (y0, y1) = corners
+        boxes.append([x0, y0, x1, y1])
+    return torch.tensor(boxes, dtype=torch.int64).reshape(-1, 4)
 
 
 def score_clip(pred: Tensor, target: Tensor, masks: Tensor, *, mask_background: bool, background: float,
@@ -700,8 +762,10 @@ def score_clip(pred: Tensor, target: Tensor, masks: Tensor, *, mask_background: 
             features are computed once per process and reused by the other rows.
 
     Returns:
-        A :class:`ClipScore`: PSNR (dB), SSIM and LPIPS per frame, and the I3D features of both videos
-        when I3D is loaded and ``F >= 9``.
+        A :class:`ClipScore`: PSNR (dB), SSIM and LPIPS per frame under the paper's protocol (composited
+        when ``mask_background``, whole frames) and inside the person's box (:func:`person_boxes` of
+        ``masks``; both frames as they are, never composited), and the I3D features of both videos
+        (paper protocol) when I3D is loaded and ``F >= 9``.
     """
     if pred.shape != target.shape or pred.ndim != 4 or pred.shape[1] != 3:
         raise ValueError(f"pred and target must be equal (F, 3, H, W) tensors, got {tuple(pred.shape)}, {tuple(target.shape)}")
@@ -710,6 +774,11 @@ def score_clip(pred: Tensor, target: Tensor, masks: Tensor, *, mask_background: 
     device = metrics.device
     pred, target = pred.to(device).float().clamp(0, 1), target.to(device).float().clamp(0, 1)
     masks = masks.to(device).float()
+    boxes = person_boxes(masks)
+    box_values = {"box_psnr": tuple(float(v) for v in psnr(pred, target, box=boxes)),
+                  "box_ssim": tuple(float(v) for v in ssim(pred, target, box=boxes)),
+                  "box_lpips": None if metrics.lpips is None else
+                  tuple(float(v) for v in metrics.lpips(pred, target, box=boxes).cpu())}
     if mask_background:
         pred = composite_on_background(pred, masks, background)
         target = composite_on_background(target, masks, background)
@@ -729,7 +798,7 @@ def score_clip(pred: Tensor, target: Tensor, masks: Tensor, *, mask_background: 
         features = tuple(float(v) for v in both[0])
     return ClipScore(key=key, psnr=tuple(float(v) for v in psnr(pred, target)),
                      ssim=tuple(float(v) for v in ssim(pred, target)), lpips=lpips_values,
-                     features=features, target_features=target_features)
+                     features=features, target_features=target_features, **box_values)
 
 
 @dataclass
@@ -758,7 +827,8 @@ def _read_cached(path: Path, fingerprint: str) -> ClipScore | None:
         record = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    if record.get("format") != _CACHE_FORMAT or record.get("fingerprint") != fingerprint:
+    if record.get("format") != _CACHE_FORMAT or record.get("fingerprint") != fingerprint or \
+            not record.get("score", {}).get("box_psnr"):
         return None
     return ClipScore.from_json(record["score"])
 
@@ -770,7 +840,8 @@ def _score_row(plan: EvalPlan, out_dir: Path, *, label: str, row_id: str, checkp
     scoring = {"mask_background": plan.mask_background, "background": plan.background, "metrics": metrics.fingerprint(),
                "format": 1}
     fingerprints = {ref.key: _settings_digest({"row": row_identity, "scoring": scoring, "clip": ref.digest,
-                                               "frames": list(ref.scored_frames)}) for ref in plan.clips}
+                                               "frames": list(ref.scored_frames), "scores": _SCORE_VERSION})
+                    for ref in plan.clips}
     results: dict[str, ClipScore] = {}
     for ref in plan.clips:
         cached = _read_cached(_cache_path(out_dir, plan, row_id, ref.key), fingerprints[ref.key])
@@ -792,7 +863,7 @@ def _score_row(plan: EvalPlan, out_dir: Path, *, label: str, row_id: str, checkp
         if not known and score.target_features is not None:
             record = {"format": _CACHE_FORMAT, "version": 1, "fingerprint": target_id, "features": list(score.target_features)}
             atomic_write_bytes(target_path, (json.dumps(record) + "\n").encode())
-        record = {"format": _CACHE_FORMAT, "version": 1, "fingerprint": fingerprints[ref.key], "row": label,
+        record = {"format": _CACHE_FORMAT, "version": _SCORE_VERSION, "fingerprint": fingerprints[ref.key], "row": label,
                   "clip": {"key": ref.key, "url": ref.url, "digest": ref.digest, "scored_frames": list(ref.scored_frames)},
                   "score": score.as_json()}
         atomic_write_bytes(_cache_path(out_dir, plan, row_id, ref.key), (json.dumps(record) + "\n").encode())
@@ -885,26 +956,42 @@ def score_checkpoint_row(plan: EvalPlan, checkpoint: EvalCheckpoint, out_dir: st
 
 # ============================================================================================ tables
 def _row_values(row: RowResult, missing: dict[str, str]) -> dict[str, float]:
+    """Column key -> the row's value: per-frame metrics averaged over all scored frames, FVD over clips."""
     values: dict[str, float] = {}
     frames = sum(score.frames for score in row.scores)
-    values[PSNR.key] = float(sum(sum(score.psnr) for score in row.scores) / frames)
-    values[SSIM.key] = float(sum(sum(score.ssim) for score in row.scores) / frames)
-    if all(score.lpips is not None for score in row.scores):
-        values[LPIPS.key] = float(sum(sum(score.lpips) for score in row.scores) / frames)  # type: ignore[arg-type]
-    elif LPIPS.key not in missing:
-        missing[LPIPS.key] = f"row {row.label!r}: some clips were scored without LPIPS"
+    for key in row.scores[0].frame_values():
+        per_clip = [score.frame_values()[key] for score in row.scores]
+        if all(clip_values is not None for clip_values in per_clip):
+            values[key] = float(sum(sum(clip_values) for clip_values in per_clip) / frames)  # type: ignore[arg-type]
+        elif key.startswith(LPIPS.name) and LPIPS.name not in missing:
+            missing[LPIPS.name] = f"row {row.label!r}: some clips were scored without LPIPS"
     with_features = [score for score in row.scores if score.features is not None and score.target_features is not None]
-    if FVD.key not in missing:
+    if FVD.name not in missing:
         if len(with_features) != len(row.scores):
-            missing[FVD.key] = (f"FVD needs at least {I3D_MIN_FRAMES} scored frames per clip; "
-                                f"min was {min(score.frames for score in row.scores)}")
+            missing[FVD.name] = (f"FVD needs at least {I3D_MIN_FRAMES} scored frames per clip; "
+                                 f"min was {min(score.frames for score in row.scores)}")
         elif len(with_features) < 2:
-            missing[FVD.key] = f"FVD needs at least 2 clips, {len(with_features)} scored"
+            missing[FVD.name] = f"FVD needs at least 2 clips, {len(with_features)} scored"
         else:
             generated = np.asarray([score.features for score in with_features], dtype=np.float64)
             real = np.asarray([score.target_features for score in with_features], dtype=np.float64)
-            values[FVD.key] = frechet_distance(real, generated)
+            values[f"{FVD.name}@{PAPER_REGION}"] = frechet_distance(real, generated)
     return values
+
+
+def _legend(plan: EvalPlan) -> dict[str, str]:
+    """What each column region of ``plan``'s table scores (printed under the table and recorded)."""
+    if plan.mask_background:
+        shade = {1.0: "white", 0.0: "black"}.get(float(plan.background), f"grey {plan.background:g}")
+        paper = (f"whole frames, prediction and ground truth both painted {shade} outside the ground-truth mask (the "
+                 "paper's numbers); whatever the model put around the person never counts, so a flat or noisy output "
+                 "can score as well as a real rendering")
+    else:
+        paper = "whole frames as they are, no background removal (the paper's numbers)"
+    box = (f"each frame cropped to the bounding box of its ground-truth mask (at least {BOX_MIN_SIDE} px a side), "
+           "prediction and ground truth as they are, nothing painted (SHERF's region): the model's own pixels "
+           "around and between the limbs count")
+    return {PAPER_REGION: paper, BOX_REGION: box}
 
 
 def _json_value(value: float) -> float | str:
@@ -933,10 +1020,8 @@ def build_table(plan: EvalPlan, rows: Sequence[RowResult], config: EvalConfig, *
         result_rows.append(ResultRow(row.label, values, row.checkpoint,
                                      {**row.settings, "frames_scored": sum(s.frames for s in row.scores),
                                       "per_clip": per_clip}))
-    for key in missing:
-        for index, row in enumerate(result_rows):
-            if key in row.values:
-                result_rows[index] = replace(row, values={k: v for k, v in row.values.items() if k != key})
+    left_out = {column.key for column in EVAL_COLUMNS if column.name in missing}
+    result_rows = [replace(row, values={k: v for k, v in row.values.items() if k not in left_out}) for row in result_rows]
     split = describe_split(f"{plan.dataset}/test", Path(plan.split_path), plan.split_count)
     title = f"{_TASK_TITLES[plan.task]}, {plan.dataset} ({len(plan.clips)} clips)"
     settings = {
@@ -951,9 +1036,10 @@ def build_table(plan: EvalPlan, rows: Sequence[RowResult], config: EvalConfig, *
         "lpips_network": config.metrics.lpips_network if LPIPS.key in weights else None,
         "max_clips": config.protocol.max_clips,
         "averaging": "mean over all scored frames; FVD over clips (I3D logits of the scored frames)",
+        "person_box_min_side": BOX_MIN_SIDE,
     }
-    return ResultsTable(title=title, dataset=plan.dataset, task=plan.task, columns=PAPER_METRICS,
-                        rows=tuple(result_rows), split=split, settings=settings)
+    return ResultsTable(title=title, dataset=plan.dataset, task=plan.task, columns=EVAL_COLUMNS,
+                        rows=tuple(result_rows), split=split, settings=settings, legend=_legend(plan))
 
 
 def write_tables(table: ResultsTable, out_dir: str | Path) -> TableFiles:

@@ -5,8 +5,9 @@
 1. **Inputs** (:func:`read_generation_inputs`): the reference image, its person mask, the SMPL fit
    (the project's SMPL dict: ``betas`` (10,), ``body_pose`` (23, 3), ``global_orient`` (3,),
    ``transl`` (3,) metres, ``scale``, ``body_model``) and the camera (the project's
-   :class:`~gas_core.cameras.Camera` JSON). Every file is checked when it is read; a bad file raises
-   :class:`GenerateInputError` naming it. Without a mask file the person segmenter
+   :class:`~gas_core.cameras.Camera` JSON). :func:`generate` first reads every given file
+   (:func:`check_input_files`: decodes, sizes, JSON, the driving video's first frame) before any model
+   loads; a bad file raises :class:`GenerateInputError` naming it. Without a mask file the person segmenter
    (:mod:`gas_core.segment`) is used, without SMPL and camera files the monocular fitter
    (:func:`gas_core.body.fit.monocular.fit_smpl_monocular`), given their local weight files.
 2. **Targets**: view mode (:func:`reference_orbit`) — ``num_views`` cameras evenly spaced in azimuth
@@ -23,6 +24,7 @@
    paper's guidance: view mode triangular 1 -> 2 (back view) -> 1 for any frame count, pose mode a fixed
    2; sequences longer than ``sampling.window`` frames go through overlapping windows that all keep the
    reference frame, so the denoiser never sees more than ``window`` frames; decoding runs in chunks.
+   The per-frame guidance scales are logged and recorded in ``generation.json`` (``guidance_scales``).
 5. **Outputs** (each written atomically): ``frames/frame_0000.png`` ..., ``video.mp4``, ``strip.png``
    (rows: NeRF frames, normal maps, output), ``generation.json`` (inputs, checkpoints, resolved config,
    timings) and the per-frame ``cameras.json`` / ``smpl.json`` used.
@@ -34,10 +36,13 @@ YAML + ``--set key.sub=value`` through :func:`load_generate_config`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import logging
 import math
+import re
+import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -100,6 +105,7 @@ __all__ = [
     "load_generate_config",
     "main_from_args",
     "build_parser",
+    "check_input_files",
     "config_from_args",
     "pelvis_positions",
     "prepare_reference",
@@ -599,12 +605,56 @@ def video_shard_poses(shards: str | Path, out_file: Path) -> Path:
     return out_file
 
 
+#: The ``video.*`` settings of :class:`pipelines.preprocess.VideoConfig` that preprocessing errors name;
+#: for a driving video they are set as ``driver.*``.
+_VIDEO_SETTING = re.compile(r"\bvideo\.(?=(?:%s)\b)" % "|".join(f.name for f in dataclasses.fields(VideoConfig)))
+
+
+def _driver_settings(message: str) -> str:
+    """A preprocessing error message with its ``video.<setting>`` names as ``gas generate`` takes them (``driver.``)."""
+    return _VIDEO_SETTING.sub("driver.", message)
+
+
+def _check_driving_video(path: Path, config: GenerateConfig) -> None:
+    """A driving video file or frame folder whose first frame decodes and whose fit will have keypoints
+    (video shards are read as they are later). Raises :class:`GenerateInputError` naming the video or setting."""
+    from pipelines.datasets.tiktok import VideoRef, iter_ref_frames, video_info
+    from pipelines.preprocess_video import read_video_groundtruth
+
+    if path.suffix == ".tar" or (path.is_dir() and not (path / "images").is_dir()):
+        return
+    video = config.driver
+    ref = VideoRef(dataset="driver", subject_id=path.stem, path=path, kind="frames" if path.is_dir() else "file")
+    frames = None
+    try:
+        video_info(ref, frames_fps=video.frames_fps)
+        frames = iter_ref_frames(ref, fps=video.fps, max_side=video.max_side, frames_fps=video.frames_fps, max_frames=1)
+        if next(iter(frames), None) is None:
+            raise ValueError("it holds no frame")
+    except (ScanReadError, ValueError, OSError) as error:  # gas_core.videoio.VideoReadError is a ValueError
+        raise GenerateInputError(f"driving video {path} is not readable: {error}") from error
+    finally:
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()
+    weights = video.keypoints.detector_weights
+    if weights and not Path(weights).is_file():
+        raise GenerateInputError(f"driver.keypoints.detector_weights {weights} does not exist (the keypoint detector "
+                                 f"for driving video {path})")
+    if not weights and read_video_groundtruth(ref) is None:
+        raise GenerateInputError(
+            f"driving video {path}: its monocular body fit needs 2D keypoints and no keypoint detector is configured; "
+            "set driver.keypoints.detector_weights to a local ultralytics pose model (e.g. --set "
+            "driver.keypoints.detector_weights=/models/yolov8x-pose.pt), or give a pose sequence file (JSON/NPZ)")
+
+
 def driving_video_poses(path: str | Path, work_dir: Path, config: GenerateConfig) -> Path:
     """A driving video turned into a pose-sequence NPZ in ``work_dir``.
 
     Video shards are read as they are; a video file or frame folder is first preprocessed like the
     ``tiktok`` dataset (masks, per-segment monocular SMPL fit; ``config.driver``) into ``work_dir``.
-    Raises :class:`GenerateInputError` naming the video when it cannot be used.
+    Raises :class:`GenerateInputError` naming the video (and, for a missing setting, the ``driver.*``
+    setting to give) when it cannot be used; folders this call created are removed again on failure.
     """
     from pipelines.datasets.tiktok import VideoRef
     from pipelines.preprocess import PreprocessConfig, pack_staged_subjects
@@ -615,15 +665,25 @@ def driving_video_poses(path: str | Path, work_dir: Path, config: GenerateConfig
     if path.suffix == ".tar" or (path.is_dir() and not (path / "images").is_dir()):
         return video_shard_poses(path, work_dir / "poses.npz")
     shards = work_dir / "shards"
+    staging = shards / "_staging"
+    created = next((folder for folder in (work_dir, shards, staging) if not folder.exists()), None)
     preprocess_config = PreprocessConfig(video=config.driver, body_model_path=config.body_model_path)
     ref = VideoRef(dataset="driver", subject_id=path.stem, path=path, kind="frames" if path.is_dir() else "file")
     try:
-        report = preprocess_video(ref, preprocess_config, shards / "_staging")
-    except ScanReadError as error:
-        raise GenerateInputError(f"driving video {path}: {error}") from error
-    pack_staged_subjects(shards / "_staging", shards, preprocess_config)
-    logger.info("driving video %s: %d segments of %d frames", path, report.segments, report.frames)
-    return video_shard_poses(shards, work_dir / "poses.npz")
+        try:
+            report = preprocess_video(ref, preprocess_config, staging)
+        except (ScanReadError, FileNotFoundError) as error:
+            raise GenerateInputError(f"driving video {path}: {_driver_settings(str(error))}") from error
+        pack_staged_subjects(staging, shards, preprocess_config)
+        logger.info("driving video %s: %d segments of %d frames", path, report.segments, report.frames)
+        poses = video_shard_poses(shards, work_dir / "poses.npz")
+    except BaseException:
+        if created is not None:  # the outermost folder this call made, with everything in it
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+    if staging.is_dir() and not any(staging.iterdir()):
+        staging.rmdir()
+    return poses
 
 
 # ============================================================================================ geometry
@@ -889,37 +949,83 @@ def read_generation_inputs(image_path: str | Path, *, mask_path: str | Path | No
     image_path = Path(image_path)
     image, alpha = read_image_file(image_path)
     size = (image.shape[1], image.shape[0])
-    threshold = float(config.reference.mask_threshold)
     sources = {"image": str(image_path)}
-    if mask_path is not None:
-        mask = read_mask_file(mask_path, size, threshold)
-        sources["mask"] = str(mask_path)
-    elif alpha is not None and (alpha < 255).any():
-        mask = np.where(alpha.astype(np.float32) / 255.0 >= threshold, 255, 0).astype(np.uint8)
-        if not mask.any():
-            raise GenerateInputError(f"image file {image_path}: its alpha channel marks no pixel as the person")
-        sources["mask"] = f"{image_path} (alpha channel)"
+    mask = _given_mask(image_path, alpha, mask_path, size, float(config.reference.mask_threshold))
+    if mask is not None:
+        sources["mask"] = str(mask_path) if mask_path is not None else f"{image_path} (alpha channel)"
     else:
         mask = estimator.mask(image, image_path)
         sources["mask"] = "gas_core.segment"
-    if (smpl_path is None) != (camera_path is None):
-        missing = "camera" if camera_path is None else "SMPL"
-        raise GenerateInputError(f"give both an SMPL and a camera file, or neither (the {missing} file is missing); "
-                                 "they must come from one fit")
+    _check_fit_pair(smpl_path, camera_path)
     if smpl_path is not None:
         smpl = read_smpl_file(smpl_path, body_model)
-        camera = read_camera_file(camera_path)
+        camera = _camera_for_image(read_camera_file(camera_path), size, camera_path, image_path)
         sources["smpl"], sources["camera"] = str(smpl_path), str(camera_path)
-        if (camera.width, camera.height) != size:
-            if camera.width * size[1] != camera.height * size[0]:
-                raise GenerateInputError(f"camera file {camera_path} is for {camera.width}x{camera.height} images but "
-                                         f"image file {image_path} is {size[0]}x{size[1]}")
-            camera = camera.scaled(size[0] / camera.width)
-            camera = Camera(K=camera.K, R=camera.R, t=camera.t, width=size[0], height=size[1])
     else:
         smpl, camera = estimator.smpl_and_camera(image, mask, image_path)
         sources["smpl"] = sources["camera"] = "gas_core.body.fit.monocular"
     return ReferenceInputs(image=image, mask=mask, camera=camera, smpl=smpl, sources=sources)
+
+
+def _given_mask(image_path: Path, alpha: np.ndarray | None, mask_path: str | Path | None, size: tuple[int, int],
+                threshold: float) -> np.ndarray | None:
+    """The mask uint8 (H, W) 0/255 from ``mask_path``, else the image's alpha channel, else None (to estimate)."""
+    if mask_path is not None:
+        return read_mask_file(mask_path, size, threshold)
+    if alpha is None or not (alpha < 255).any():
+        return None
+    mask = np.where(alpha.astype(np.float32) / 255.0 >= threshold, 255, 0).astype(np.uint8)
+    if not mask.any():
+        raise GenerateInputError(f"image file {image_path}: its alpha channel marks no pixel as the person")
+    return mask
+
+
+def _check_fit_pair(smpl_path: str | Path | None, camera_path: str | Path | None) -> None:
+    if (smpl_path is None) != (camera_path is None):
+        missing = "camera" if camera_path is None else "SMPL"
+        raise GenerateInputError(f"give both an SMPL and a camera file, or neither (the {missing} file is missing); "
+                                 "they must come from one fit")
+
+
+def _camera_for_image(camera: Camera, size: tuple[int, int], camera_path: str | Path, image_path: str | Path) -> Camera:
+    """``camera`` for an image of ``size`` = (width, height): rescaled when only the scale differs."""
+    if (camera.width, camera.height) == size:
+        return camera
+    if camera.width * size[1] != camera.height * size[0]:
+        raise GenerateInputError(f"camera file {camera_path} is for {camera.width}x{camera.height} images but "
+                                 f"image file {image_path} is {size[0]}x{size[1]}")
+    camera = camera.scaled(size[0] / camera.width)
+    return Camera(K=camera.K, R=camera.R, t=camera.t, width=size[0], height=size[1])
+
+
+def check_input_files(inputs: "GenerateInputs", config: GenerateConfig) -> None:
+    """Read and check every input file of ``inputs`` without loading any model (a second, not the minutes
+    the models and a driving video's preprocessing take), so that :func:`generate` fails on a bad file first.
+
+    Checked: the image decodes; the mask decodes, has the image's size and marks the person (or the
+    image's alpha channel does); SMPL and camera are given together, parse, and the camera has the image's
+    aspect ratio; pose mode: a pose file parses, a driving video exists and its first frame decodes, and
+    its monocular fit has keypoints (``driver.keypoints.detector_weights`` or the video's ground truth).
+    The SMPL file's body-model label is checked later, against the loaded body model.
+
+    Raises:
+        GenerateInputError: naming the file (or the setting) and the reason.
+    """
+    if config.mode == "pose" and inputs.poses is None:
+        raise GenerateInputError("pose mode needs a pose sequence file (--poses)")
+    image_path = Path(inputs.image)
+    image, alpha = read_image_file(image_path)
+    size = (image.shape[1], image.shape[0])
+    _given_mask(image_path, alpha, inputs.mask, size, float(config.reference.mask_threshold))
+    _check_fit_pair(inputs.smpl, inputs.camera)
+    if inputs.smpl is not None:
+        read_smpl_file(inputs.smpl)
+        _camera_for_image(read_camera_file(inputs.camera), size, inputs.camera, image_path)
+    if config.mode == "pose":
+        if is_driving_video(inputs.poses):
+            _check_driving_video(Path(inputs.poses), config)
+        else:
+            read_pose_sequence(inputs.poses)
 
 
 # ============================================================================================ models
@@ -978,6 +1084,8 @@ class GenerateResult:
     strip: Path | None
     num_frames: int
     seconds: dict[str, float] = field(default_factory=dict)
+    #: classifier-free guidance scale of every written frame (``frames/frame_0000.png`` first)
+    guidance_scales: tuple[float, ...] = ()
 
     @property
     def seconds_per_frame(self) -> float:
@@ -1176,12 +1284,18 @@ class SingleImageGenerator:
         )
 
     @torch.no_grad()
-    def sample(self, conditions: GASConditions, progress: bool | None = None) -> np.ndarray:
-        """Sample and decode: uint8 (F, H, W, 3) frames. Windows of ``sampling.window`` frames when F is larger."""
+    def sample(self, conditions: GASConditions, progress: bool | None = None,
+               guidance_scales: torch.Tensor | None = None) -> np.ndarray:
+        """Sample and decode: uint8 (F, H, W, 3) frames. Windows of ``sampling.window`` frames when F is larger.
+
+        ``guidance_scales``: float (F,) per frame; None: the config's schedule (:func:`guidance_scales_for`).
+        """
         config = self.config
         sampling = config.sampling
         frames = int(conditions.nerf_latents.shape[1])
-        scales = guidance_scales_for(config.mode, frames, config.guidance)
+        scales = guidance_scales_for(config.mode, frames, config.guidance) if guidance_scales is None else guidance_scales
+        if tuple(scales.shape) != (frames,):
+            raise ValueError(f"guidance_scales must have shape ({frames},), got {tuple(scales.shape)}")
         generator = torch.Generator(device=self.device).manual_seed(int(sampling.seed))
         latents = sample_latents(self.model, conditions, num_steps=sampling.steps, guidance_scales=scales,
                                  window=sampling.window if frames > sampling.window else None,
@@ -1232,27 +1346,34 @@ class SingleImageGenerator:
         conditions = self.build_conditions(image, nerf, normals)
         timings["encode"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        output = self.sample(conditions, progress)
+        scales = guidance_scales_for(config.mode, len(cameras), config.guidance)
+        output = self.sample(conditions, progress, guidance_scales=scales)
         timings["sample_and_decode"] = time.perf_counter() - clock
 
         keep = slice(1, None) if config.mode == "pose" else slice(None)  # pose mode: frame 0 is the reference pose
         output, nerf, normals = output[keep], nerf[keep], normals[keep]
         cameras, frames_smpl = cameras[keep], frames_smpl[keep]
+        guidance = tuple(round(float(value), 6) for value in scales[keep])
+        dropped = f"; the dropped reference frame had {float(scales[0]):.3g}" if config.mode == "pose" else ""
+        logger.info("guidance scale per written frame (%s mode%s): %s", config.mode, dropped,
+                    " ".join(f"{value:.3g}" for value in guidance))
         clock = time.perf_counter()
         result = self._write(out_dir, inputs, reference, output, nerf, normals, cameras, frames_smpl, timings)
         timings["write"] = time.perf_counter() - clock
         timings["total"] = time.perf_counter() - started
         result.seconds = dict(timings)
+        result.guidance_scales = guidance
         atomic_write_bytes(out_dir / "generation.json", json.dumps(_json_ready(
-            self._record(inputs, reference, len(output), timings)), indent=2).encode())
+            self._record(inputs, reference, len(output), timings, guidance)), indent=2).encode())
         logger.info("generated %d frames into %s in %.1f s (%.2f s per frame)", len(output), out_dir,
                     timings["total"], timings["total"] / max(len(output), 1))
         return result
 
     def _record(self, inputs: GenerateInputs, reference: ReferenceInputs, frames: int,
-                timings: Mapping[str, float]) -> dict[str, Any]:
+                timings: Mapping[str, float], guidance: Sequence[float]) -> dict[str, Any]:
         return {"mode": self.config.mode, "frames": frames, "inputs": {**dict(reference.sources),
                                                                        **({"poses": str(inputs.poses)} if inputs.poses else {})},
+                "guidance_scales": list(guidance),
                 "checkpoints": self.checkpoints, "body_model": self.body_model.label, "device": str(self.device),
                 "dtype": str(next(self.model.denoiser.parameters()).dtype).removeprefix("torch."),
                 "config": asdict(self.config), "seconds": dict(timings)}
@@ -1285,17 +1406,17 @@ def generate(inputs: GenerateInputs, out_dir: str | Path, *, nerf_checkpoint: st
              progress: bool | None = None) -> GenerateResult:
     """One generation from files: load the models (:meth:`SingleImageGenerator.open`), generate, clean up.
 
-    Input files are checked before the models load, so a bad file fails fast (:class:`GenerateInputError`).
+    Every input file is read and checked first (:func:`check_input_files`), and the checkpoints must
+    exist, before a driving video is preprocessed or any model loads: a bad file fails in about a
+    second with :class:`GenerateInputError` naming it.
     """
-    if config.mode == "pose":
-        if inputs.poses is None:
-            raise GenerateInputError("pose mode needs a pose sequence file (--poses)")
-        if is_driving_video(inputs.poses):
-            inputs = replace(inputs, poses=driving_video_poses(inputs.poses, Path(out_dir) / "driver", config))
+    check_input_files(inputs, config)
+    for path, what in ((nerf_checkpoint, "NeRF checkpoint"), (diffusion_checkpoint, "diffusion checkpoint")):
+        if not Path(path).exists():
+            raise GenerateInputError(f"{what} {path} does not exist")
+    if config.mode == "pose" and is_driving_video(inputs.poses):
+        inputs = replace(inputs, poses=driving_video_poses(inputs.poses, Path(out_dir) / "driver", config))
         read_pose_sequence(inputs.poses)
-    for path, what in ((inputs.image, "image"), (inputs.mask, "mask"), (inputs.smpl, "SMPL"), (inputs.camera, "camera")):
-        if path is not None:
-            _require_file(path, what)
     with SingleImageGenerator.open(nerf_checkpoint, diffusion_checkpoint, config) as generator:
         result = generator.generate(inputs, out_dir, progress=progress)
     return result

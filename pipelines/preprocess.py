@@ -5,7 +5,8 @@ Steps (each a plain function, wired into Prefect by :mod:`flows.preprocess`):
 1. :func:`plan_subjects` finds the subjects under a raw dataset root and drops those already done
    (listed in the output manifest, or staged by an earlier run that stopped before packing);
 2. :func:`preprocess_subject` reads one scan (damaged files are refused with a
-   :class:`~pipelines.datasets.common.ScanReadError`), renders ``config.orbit`` views (RGB + mask),
+   :class:`~pipelines.datasets.common.ScanReadError`), settles its length unit (``config.units``),
+   renders ``config.orbit`` views (RGB + mask) framed to the subject's size (``config.framing``),
    gets 2D keypoints per view, fits the body model, measures the subject's quality
    (:mod:`pipelines.quality`) and judges it by ``config.gates``. A subject that passes is **staged**
    in ``<out_dir>/_staging/<key>/``; one that fails a gate is *rejected*: its complete sample goes to
@@ -44,12 +45,15 @@ from gas_core.body.fit.keypoints import ProjectedKeypoints, UltralyticsPoseDetec
 from gas_core.body.smpl import BodyModel, SMPLParams
 from gas_core.cameras import OrbitSpec
 from gas_core.fileio import atomic_directory, atomic_write_bytes
+from gas_core.render.framing import OrbitFraming
+from gas_core.render.normalize import Normalization
 from gas_core.render.normals import NormalMapRenderer
 from gas_core.render.scan import ScanRenderer, render_orbit
 from gas_core.segment import MaskingConfig
 from pipelines.config import load_config
 from pipelines.datasets.common import ScanReadError, SubjectRef
 from pipelines.datasets.layouts import dataset_layout, read_groundtruth
+from pipelines.datasets.units import UNITS_SETTINGS, resolve_scan_units
 from pipelines.quality import QualityGates, QualityValues, evaluate_gates, measure_quality
 from shards.manifest import clean_stale_tmp, existing_keys
 from shards.schema import (
@@ -197,6 +201,12 @@ class VideoConfig:
 class PreprocessConfig:
     """Everything the scan preprocessing needs; presets :meth:`tiny` (CPU, seconds) and :meth:`paper`.
 
+    ``units``: the length unit of the raw scans, ``"auto"`` (default: inferred from each scan's height,
+    metres, centimetres or millimetres, whichever makes it 0.5-2.6 m tall) or ``"m"`` / ``"cm"`` /
+    ``"mm"`` (applied as given); the scale applied goes into each sample's ``meta["extra"]["units"]``
+    (:mod:`pipelines.datasets.units`). ``framing``: how far the orbit's cameras stand from each subject
+    (:class:`gas_core.render.framing.OrbitFraming`; default ``"contain"``: ``orbit.distance``, or
+    farther when the subject would not fit in every view).
     ``target_height``: rescale each scan to this height in metres (None keeps metric scale).
     ``body_model_path``: folder with ``SMPL_NEUTRAL.pkl`` (None: ``$GAS_BODY_MODEL_PATH`` or the
     open body model). ``workers``: subjects processed concurrently by the flow. ``gates``: the
@@ -206,6 +216,8 @@ class PreprocessConfig:
     """
 
     orbit: OrbitSpec = OrbitSpec()
+    framing: OrbitFraming = OrbitFraming()
+    units: Literal["auto", "m", "cm", "mm"] = "auto"
     target_height: float | None = None
     keypoints: KeypointConfig = KeypointConfig()
     fit: FitConfig = FitConfig()
@@ -214,6 +226,10 @@ class PreprocessConfig:
     video: VideoConfig = VideoConfig()
     body_model_path: str | None = None
     workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.units not in UNITS_SETTINGS:
+            raise ValueError(f"units must be one of {UNITS_SETTINGS}, got {self.units!r}")
 
     @classmethod
     def paper(cls) -> "PreprocessConfig":
@@ -411,19 +427,34 @@ def preprocess_subject(ref: SubjectRef, config: PreprocessConfig, staging_dir: P
     """
     layout = dataset_layout(ref.dataset)
     scan = layout.read(ref)
+    scan_file = scan.source_paths[0] if scan.source_paths else Path(ref.path)
+    units = resolve_scan_units(np.asarray(scan.mesh.vertices), config.units, scan_file)
+    if units.scale != 1.0:
+        scan.mesh.apply_scale(units.scale)  # the mesh was just read: scaling it in place to metres is safe
+        logger.info("%s/%s: scan in %s (%.4g units tall, setting units=%s), scaled by %g to metres",
+                    ref.dataset, ref.subject_id, units.unit, units.height_in_file, units.setting, units.scale)
     start = time.perf_counter()
     orbit = render_orbit(scan.mesh, config.orbit, renderer=_thread_renderer(ScanRenderer, config.orbit.width, config.orbit.height),
-                         target_height=config.target_height)
+                         target_height=config.target_height, framing=config.framing)
     render_s = time.perf_counter() - start
 
     start = time.perf_counter()
     groundtruth = read_groundtruth(ref)
     source = _keypoint_source(config.keypoints, groundtruth, ref, orbit.normalization)
     images = [view.rgb for view in orbit.views]
-    keypoints2d = source.detect(images, orbit.cameras)
     body = _body_model(config.body_model_path)
     scan_vertices = orbit.normalization.apply(np.asarray(scan.mesh.vertices))
-    fit = fit_smpl_multiview(body, orbit.cameras, keypoints2d, scan_vertices=scan_vertices, config=config.fit)
+    try:
+        keypoints2d = source.detect(images, orbit.cameras)
+        fit = fit_smpl_multiview(body, orbit.cameras, keypoints2d, scan_vertices=scan_vertices, config=config.fit)
+    except ScanReadError:
+        raise
+    except ValueError as error:
+        # The same subject fails the same way every time: report it as bad input, by file, not retried.
+        raise ScanReadError(
+            f"{scan_file}: the body model cannot be fitted to this scan ({error}); check that it is one whole "
+            f"person, y up, and in the unit the units setting gives (now units={config.units}, applied: "
+            f"{units.unit})") from error
     fit_s = time.perf_counter() - start
     start = time.perf_counter()
     normal_renderer = _thread_renderer(NormalMapRenderer, config.orbit.width, config.orbit.height)
@@ -447,10 +478,13 @@ def preprocess_subject(ref: SubjectRef, config: PreprocessConfig, staging_dir: P
         masks=np.stack([view.mask for view in orbit.views]),
         cameras=[camera.to_dict() for camera in orbit.cameras],
         smpl=smpl,
-        normalization=orbit.normalization.to_dict(),
+        # maps the raw file's coordinates (in its own unit) to the fitting frame
+        normalization=Normalization(center=orbit.normalization.center / units.scale,
+                                    scale=orbit.normalization.scale * units.scale).to_dict(),
         meta={"dataset": ref.dataset, "subject_id": ref.subject_id,
               "source": [str(path) for path in scan.source_paths],
-              "extra": {"keypoint_error_px": float(fit.keypoint_error_px),
+              "extra": {"units": units.as_dict(), "orbit_distance_m": float(orbit.spec.distance),
+                        "keypoint_error_px": float(fit.keypoint_error_px),
                         "joint_error_cm": None if np.isnan(joint_error_cm) else joint_error_cm,
                         "quality": quality.as_dict(), "gates": outcome.as_dict()}},
         normals=normals,

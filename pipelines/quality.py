@@ -9,7 +9,9 @@ key                        meaning (all in the fitting frame: metres, unless ``t
 ``mask_coverage_min``      smallest fraction of image pixels the scan's mask covers, over the views
 ``mask_coverage_mean``     mean of that fraction over the views
 ``visible_view_fraction``  fraction of views that show the whole body: a non-empty mask touching no
-                           image border
+                           image border (the default framing moves the cameras back until the whole scan
+                           fits with a margin, so it falls below 1 when the cameras are held in place,
+                           ``framing.mode=fixed``, or the margin is 0)
 ``reprojection_px``        confidence-weighted mean distance, pixels, between the fitted body's projected
                            COCO keypoints and the 2D keypoints it was fitted to
 ``scan_residual_cm``       mean distance, cm, from scan points to the fitted body's surface (includes
@@ -71,12 +73,13 @@ class QualityValues:
 class QualityGates:
     """Bounds on :class:`QualityValues` a subject must meet to be packed; None disables a bound.
 
-    Defaults suit the ``paper`` preset (20 views at 1024 px, orbit 3 m away, 40 degree field of view)
-    and metric scans of children and adults; a person far from these needs other bounds.
+    Defaults suit the ``paper`` preset (20 views at 1024 px, orbit at least 3 m away and farther for
+    subjects that would not fit, 40 degree field of view) and scans of children and adults; a person far
+    from these needs other bounds.
 
     Attributes:
-        min_mask_coverage: lower bound of ``mask_coverage_min`` (a 1.7 m adult covers 5-13% of each
-            view at 3 m; a fragment of a scan covers well under 1%).
+        min_mask_coverage: lower bound of ``mask_coverage_min`` (a 1.6-2.0 m adult covers 7-13% of each
+            view; a fragment of a scan covers well under 1%).
         min_visible_view_fraction: lower bound of ``visible_view_fraction``.
         max_reprojection_px: upper bound of ``reprojection_px``.
         max_scan_residual_cm: upper bound of ``scan_residual_cm`` (skirts and loose clothes reach 2-3 cm).

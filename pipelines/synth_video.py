@@ -41,6 +41,7 @@ from typing import Sequence
 
 import numpy as np
 
+from gas_core.body.geometry import origin_transl_from_pelvis
 from gas_core.body.open_model import OPEN_BODY_MODEL_LABEL
 from gas_core.cameras import Camera, look_at
 from gas_core.fileio import atomic_directory, atomic_write_bytes
@@ -362,8 +363,6 @@ def synthesize_mvhumannet(out_dir: Path, *, num_subjects: int, num_cameras: int,
         ValueError: on a bad count, size or seed.
     """
     _check_run(seed, size, num_subjects=num_subjects, num_cameras=num_cameras, num_frames=num_frames)
-    from scipy.spatial.transform import Rotation
-
     out_dir = Path(out_dir)
     ids, seconds = [], 0.0
     for index in range(num_subjects):
@@ -378,10 +377,9 @@ def synthesize_mvhumannet(out_dir: Path, *, num_subjects: int, num_cameras: int,
         recorder = _FrameRecorder(motion, cameras)
         smpl = motion.smpl
         fits = []
+        origin_transl = origin_transl_from_pelvis(smpl.global_orient, smpl.transl, smpl.rest_pelvis)
         for f in range(num_frames):
-            rotation = Rotation.from_rotvec(smpl.global_orient[f]).as_matrix()
-            origin_transl = smpl.transl[f] + smpl.rest_pelvis - rotation @ smpl.rest_pelvis
-            fits.append({"Rh": smpl.global_orient[f], "Th": origin_transl,
+            fits.append({"Rh": smpl.global_orient[f], "Th": origin_transl[f],
                          "poses": np.concatenate([np.zeros(3), smpl.body_pose[f].reshape(-1)]), "shapes": smpl.betas})
         with atomic_directory(out_dir / video_id) as staging:
             write_mvhumannet_capture(staging, cameras, recorder.frames(backdrop(size, size, seed * _SEED_STRIDE + index)),

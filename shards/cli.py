@@ -15,10 +15,12 @@ exit 2 on unusable arguments.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
 import math
+import os
 import statistics
 import sys
 from collections import Counter
@@ -443,6 +445,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush cannot raise on a closed pipe."""
+    with contextlib.suppress(OSError, ValueError):  # not a real file (captured in tests): nothing to flush
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``gas-shards`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     parser = _parser()
@@ -450,6 +458,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return int(args.run(args, sys.stdout))
+    except BrokenPipeError:  # the reader went away (`gas-shards ls DIR | head`): stop quietly
+        _silence_stdout()
+        return 0
     except (ValueError, ShardReadError, OSError) as exc:
         sys.stdout.write(f"error: {exc}\n")
         return 2

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import sys
 import time
 
 import numpy as np
@@ -16,7 +18,7 @@ import torch
 
 from gas_core.settings import anny_cache_dir
 
-__all__ = ["ANNY_TO_SMPL_ROTATION", "load_anny", "anny_to_smpl_frame", "PHENOTYPE_NAMES"]
+__all__ = ["ANNY_TO_SMPL_ROTATION", "load_anny", "quiet_warp", "anny_to_smpl_frame", "PHENOTYPE_NAMES"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +29,32 @@ ANNY_TO_SMPL_ROTATION = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 
 PHENOTYPE_NAMES = ("gender", "age", "muscle", "weight", "height", "proportions")
 
 
+def quiet_warp() -> None:
+    """Initialise Warp (Anny's kernel compiler) without its device banner and its no-CUDA notice.
+
+    The banner is logged at INFO (raised here to WARNING, so Warp's warnings still show). On a machine
+    without the CUDA driver, Warp's native library also writes a "could not load the NVIDIA CUDA driver"
+    line straight to file descriptor 2; that one is silenced only where torch sees no CUDA either, so
+    a GPU machine whose driver Warp cannot load still says so. Idempotent.
+    """
+    import warp
+
+    warp.config.log_level = max(warp.config.log_level, warp.LOG_WARNING)
+    if torch.cuda.is_available():
+        warp.init()
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        warp.init()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 @functools.lru_cache(maxsize=2)
 def load_anny(dtype: torch.dtype = torch.float32):
     """Anny's full model (104 bones, 13,718 vertices), built once per process.
@@ -35,6 +63,7 @@ def load_anny(dtype: torch.dtype = torch.float32):
     :func:`gas_core.settings.anny_cache_dir`; later builds load in about a second.
     Returns an ``anny.Anny`` module in eval mode on the CPU with ``dtype`` buffers.
     """
+    quiet_warp()
     import anny
     import anny.paths
 

@@ -1,8 +1,11 @@
 """Per-image fidelity metrics: PSNR and SSIM, batched torch implementations.
 
-Images are ``(B, 3, H, W)`` tensors with values in ``[0, 1]`` (data range 1); every function returns
-one value per image, ``(B,)`` float64, and leaves averaging over images, views and subjects to the
-caller. Three regions are supported, the ways papers in this field report them:
+Images are ``(B, 3, H, W)`` tensors: floating point in ``[0, 1]`` (data range 1), or ``uint8`` in
+``[0, 255]`` (divided by 255 first); floating-point input outside ``[0, 1]`` (beyond
+:data:`RANGE_TOLERANCE`) is refused with a ``ValueError`` naming the argument unless ``data_range=``
+says its scale (the images are then divided by it, as skimage scores with that ``data_range``). Every
+function returns one value per image, ``(B,)`` float64, and leaves averaging over images, views and
+subjects to the caller. Three regions are supported, the ways papers in this field report them:
 
 - the whole image (Table 1's 2K2K column: outputs scored as they are);
 - a **mask** ``(B, 1, H, W)`` of weights in ``[0, 1]``: only the masked pixels count (PSNR: masked mean
@@ -24,10 +27,12 @@ channel and then over the three channels. Both metrics are computed in float64.
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 
 __all__ = [
+    "RANGE_TOLERANCE",
     "SSIM_SIGMA",
     "SSIM_TRUNCATE",
     "SSIM_RADIUS",
@@ -46,15 +51,40 @@ SSIM_TRUNCATE = 3.5
 SSIM_RADIUS = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
 _K1 = 0.01
 _K2 = 0.03
+#: How far floating-point images may stray outside [0, 1] (rounding in decoders and composites) before
+#: they are refused as being on another scale (0-255, [-1, 1]).
+RANGE_TOLERANCE = 1e-3
 
 
 def _check_images(pred: torch.Tensor, target: torch.Tensor) -> None:
     for label, image in (("pred", pred), ("target", target)):
         if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[1] != 3:
             shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-            raise ValueError(f"{label} must be a (B, 3, H, W) tensor in [0, 1], got {shape}")
+            raise ValueError(f"{label} must be a (B, 3, H, W) tensor (floating point in [0, 1] or uint8), got {shape}")
     if pred.shape != target.shape:
         raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+
+
+def _unit_range(image: torch.Tensor, label: str, data_range: float | None) -> torch.Tensor:
+    """``image`` on the [0, 1] scale: divided by ``data_range`` when given, uint8 divided by 255 (both
+    float64), floating point checked to lie in [0, 1] (within :data:`RANGE_TOLERANCE`) and returned as
+    it is. ``label`` names the argument in errors."""
+    if data_range is not None:
+        if isinstance(data_range, bool) or not isinstance(data_range, (int, float)) or not math.isfinite(data_range) \
+                or data_range <= 0:
+            raise ValueError(f"data_range must be a positive finite number, got {data_range!r}")
+        return image.to(torch.float64) / float(data_range)
+    if image.dtype == torch.uint8:
+        return image.to(torch.float64) / 255.0
+    if not image.is_floating_point():
+        raise ValueError(f"{label} has dtype {image.dtype}; give uint8 (0-255) or floating point in [0, 1] images, "
+                         "or pass data_range")
+    if image.numel():
+        low, high = (float(v) for v in torch.aminmax(image.detach().float()))
+        if not (low >= -RANGE_TOLERANCE and high <= 1.0 + RANGE_TOLERANCE):  # also false for NaN
+            raise ValueError(f"{label} holds values in [{low:.4g}, {high:.4g}], not in [0, 1]: convert it "
+                             "(0-255 images: pass uint8 or data_range=255; [-1, 1]: (x + 1) / 2) or pass data_range")
+    return image
 
 
 def _check_mask(mask: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
@@ -83,24 +113,29 @@ def _check_box(box: torch.Tensor, images: torch.Tensor, min_size: int) -> list[t
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor, *, mask: torch.Tensor | None = None,
-         box: torch.Tensor | None = None) -> torch.Tensor:
-    """Peak signal-to-noise ratio per image, in dB, for data range 1: ``10 log10(1 / MSE)``.
+         box: torch.Tensor | None = None, data_range: float | None = None) -> torch.Tensor:
+    """Peak signal-to-noise ratio per image, in dB, on the [0, 1] scale: ``10 log10(1 / MSE)``.
 
     Args:
-        pred, target: ``(B, 3, H, W)`` images in ``[0, 1]``.
+        pred, target: ``(B, 3, H, W)`` images, floating point in ``[0, 1]`` or uint8 in ``[0, 255]``.
         mask: optional ``(B, 1, H, W)`` weights in ``[0, 1]``; the mean squared error is then
             ``sum(mask * err^2) / (3 * sum(mask))`` over masked pixels of all three channels.
         box: optional ``(B, 4)`` integer corners ``x0, y0, x1, y1`` (end exclusive); each image is
             cropped to its box first. ``mask`` and ``box`` can be combined (the mask is cropped too).
+        data_range: the images' full scale (e.g. 255 for 0-255 floats); both are divided by it and
+            not range-checked. None: uint8 is divided by 255, floating point must lie in [0, 1].
 
     Returns:
         ``(B,)`` float64; ``inf`` where the images agree exactly. Equal to
-        ``skimage.metrics.peak_signal_noise_ratio(target, pred, data_range=1)`` on the same pixels.
+        ``skimage.metrics.peak_signal_noise_ratio(target, pred, data_range=...)`` on the same pixels
+        (uint8 input: skimage's default data range 255).
 
     Raises:
-        ValueError: on mismatched shapes, a bad mask or box, or a mask with no weight in an image.
+        ValueError: on mismatched shapes, floating-point input outside [0, 1] without ``data_range``
+            (naming ``pred`` or ``target``), a bad mask or box, or a mask with no weight in an image.
     """
     _check_images(pred, target)
+    pred, target = _unit_range(pred, "pred", data_range), _unit_range(target, "target", data_range)
     weights = _check_mask(mask, pred) if mask is not None else None
     squared = (pred.to(torch.float64) - target.to(torch.float64)) ** 2
     if box is not None:
@@ -149,17 +184,23 @@ def _filter_valid(images: torch.Tensor) -> torch.Tensor:
     return rows @ images @ cols.T
 
 
-def ssim_map(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def ssim_map(pred: torch.Tensor, target: torch.Tensor, *, data_range: float | None = None) -> torch.Tensor:
     """The SSIM map per channel where the Gaussian window lies inside the image.
 
     Args:
-        pred, target: ``(B, 3, H, W)`` images in ``[0, 1]``, ``H, W >= 11``.
+        pred, target: ``(B, 3, H, W)`` images, floating point in ``[0, 1]`` or uint8, ``H, W >= 11``.
+        data_range: the images' full scale (see :func:`psnr`); None: uint8 / 255 or [0, 1] floats.
 
     Returns:
         ``(B, 3, H - 10, W - 10)`` float64: pixel ``(i, j)`` is the SSIM at image pixel
         ``(i + 5, j + 5)``, equal to skimage's ``full=True`` map cropped by 5 pixels on each side.
     """
     _check_images(pred, target)
+    return _ssim_map_unit(_unit_range(pred, "pred", data_range), _unit_range(target, "target", data_range))
+
+
+def _ssim_map_unit(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """:func:`ssim_map` of images already on the [0, 1] scale."""
     if min(pred.shape[-2:]) < 2 * SSIM_RADIUS + 1:
         raise ValueError(f"images must be at least {2 * SSIM_RADIUS + 1} pixels on each side for SSIM, "
                          f"got {tuple(pred.shape[-2:])}")
@@ -187,27 +228,30 @@ def _ssim_map_float64(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def ssim(pred: torch.Tensor, target: torch.Tensor, *, mask: torch.Tensor | None = None,
-         box: torch.Tensor | None = None) -> torch.Tensor:
+         box: torch.Tensor | None = None, data_range: float | None = None) -> torch.Tensor:
     """Structural similarity per image (Gaussian window, skimage's settings; see the module docstring).
 
     Args:
-        pred, target: ``(B, 3, H, W)`` images in ``[0, 1]``, at least 11x11.
+        pred, target: ``(B, 3, H, W)`` images, floating point in ``[0, 1]`` or uint8, at least 11x11.
         mask: optional ``(B, 1, H, W)`` weights in ``[0, 1]``: the SSIM map is averaged with these
             weights (cropped like the map, 5 pixels per border) instead of uniformly.
         box: optional ``(B, 4)`` integer corners ``x0, y0, x1, y1`` (end exclusive), each at least
             11 pixels wide and high; each image is cropped to its box and scored alone (the mask, if
             given, is cropped with it).
+        data_range: the images' full scale (see :func:`psnr`); None: uint8 / 255 or [0, 1] floats.
 
     Returns:
         ``(B,)`` float64 in ``[-1, 1]``; without mask and box equal to
         ``structural_similarity(..., gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-        data_range=1, channel_axis=0)`` per image.
+        data_range=1, channel_axis=0)`` per image (uint8 input: ``data_range=255`` on the raw values).
 
     Raises:
-        ValueError: on mismatched shapes, images or boxes under 11 pixels, a bad mask, or a mask with
-            no weight inside the valid part of the map.
+        ValueError: on mismatched shapes, floating-point input outside [0, 1] without ``data_range``
+            (naming the argument), images or boxes under 11 pixels, a bad mask, or a mask with no weight
+            inside the valid part of the map.
     """
     _check_images(pred, target)
+    pred, target = _unit_range(pred, "pred", data_range), _unit_range(target, "target", data_range)
     weights = _check_mask(mask, pred) if mask is not None else None
     if box is not None:
         values = []
@@ -220,7 +264,7 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, *, mask: torch.Tensor | None 
 
 
 def _mean_ssim(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-    similarity = ssim_map(pred, target)
+    similarity = _ssim_map_unit(pred, target)
     if weights is None:
         return similarity.mean(dim=(1, 2, 3))
     inner = weights[:, :, SSIM_RADIUS:-SSIM_RADIUS, SSIM_RADIUS:-SSIM_RADIUS]

@@ -30,7 +30,7 @@ import lpips as lpips_package
 import torch
 from torch import nn
 
-from gas_core.metrics.image import _check_box, _check_images
+from gas_core.metrics.image import _check_box, _check_images, _unit_range
 
 __all__ = ["LPIPS_BACKBONES", "LPIPSMetric", "backbone_weights_hint", "load_backbone_state"]
 
@@ -82,7 +82,7 @@ def load_backbone_state(path: Path, network: str) -> dict[str, torch.Tensor]:
 
 
 class LPIPSMetric(nn.Module):
-    """LPIPS distance per image pair, inputs in ``[0, 1]``; lower is more similar.
+    """LPIPS distance per image pair, inputs in ``[0, 1]`` (or uint8); lower is more similar.
 
     Args:
         backbone_weights: local file of the ImageNet backbone (see the module docstring).
@@ -128,26 +128,33 @@ class LPIPSMetric(nn.Module):
             parameter.requires_grad_(False)
 
     @torch.no_grad()
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, *, box: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, *, box: torch.Tensor | None = None,
+                data_range: float | None = None) -> torch.Tensor:
         """LPIPS per image.
 
         Args:
-            pred, target: ``(B, 3, H, W)`` in ``[0, 1]``, at least 32x32.
+            pred, target: ``(B, 3, H, W)``, floating point in ``[0, 1]`` or uint8, at least 32x32.
             box: optional ``(B, 4)`` integer corners ``x0, y0, x1, y1`` (end exclusive, at least 32
                 pixels each way); each pair is cropped to its box and scored alone.
+            data_range: the images' full scale (see :func:`gas_core.metrics.psnr`); None: uint8 / 255,
+                floating point must lie in [0, 1].
 
         Returns:
             ``(B,)`` float32 distances on the device of the metric.
+
+        Raises:
+            ValueError: bad shapes or boxes, or floating-point input outside [0, 1] without ``data_range``.
         """
         _check_images(pred, target)
         if min(pred.shape[-2:]) < _MIN_SIDE:
             raise ValueError(f"images must be at least {_MIN_SIDE} pixels on each side for LPIPS, got {tuple(pred.shape[-2:])}")
-        device = next(self.model.parameters()).device
+        parameter = next(self.model.parameters())
+        pred = _unit_range(pred, "pred", data_range).to(device=parameter.device, dtype=parameter.dtype)
+        target = _unit_range(target, "target", data_range).to(device=parameter.device, dtype=parameter.dtype)
         if box is not None:
             values = [
-                self.model(pred[i:i + 1, :, y0:y1, x0:x1].to(device), target[i:i + 1, :, y0:y1, x0:x1].to(device),
-                           normalize=True).flatten()
+                self.model(pred[i:i + 1, :, y0:y1, x0:x1], target[i:i + 1, :, y0:y1, x0:x1], normalize=True).flatten()
                 for i, (x0, y0, x1, y1) in enumerate(_check_box(box, pred, min_size=_MIN_SIDE))
             ]
             return torch.cat(values)
-        return self.model(pred.to(device), target.to(device), normalize=True).flatten()
+        return self.model(pred, target, normalize=True).flatten()

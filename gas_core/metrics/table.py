@@ -12,7 +12,10 @@ atomically (temporary name, then rename), the record last:
   and the values; plus the sha256 of the markdown and CSV files written with it.
 
 Columns may carry a ``group`` (a dataset or a task) to build the paper's wide layouts, e.g. Table 1's
-``PSNR/THuman`` and ``PSNR/2K2K``; a value is keyed by :attr:`MetricColumn.key`.
+``PSNR/THuman`` and ``PSNR/2K2K``, and a ``region``: which pixels the metric scored when a table
+reports one metric under two protocols (``PSNR@paper`` with the heading "PSNR ↑ (paper protocol)"
+next to ``PSNR@box``, "PSNR ↑ (person box)"); the table's ``legend`` explains each region under the
+markdown table and in the record. A value is keyed by :attr:`MetricColumn.key`.
 """
 
 from __future__ import annotations
@@ -62,28 +65,39 @@ class MetricColumn:
         higher_is_better: direction of improvement (arrow in the header, which value is bold).
         decimals: digits after the point in the markdown table.
         group: optional sub-heading (dataset or task, e.g. ``"THuman"``, ``"NVS"``).
+        region: optional id of the pixels scored (``"paper"``, ``"box"``; letters, digits, ``_``, ``-``).
+        region_label: how the heading names the region (default: ``region``), e.g. ``"person box"``.
     """
 
     name: str
     higher_is_better: bool
     decimals: int
     group: str = ""
+    region: str = ""
+    region_label: str = ""
 
     def __post_init__(self) -> None:
-        if not self.name or "/" in self.name:
-            raise ValueError(f"name must be non-empty and without '/', got {self.name!r}")
+        if not self.name or "/" in self.name or "@" in self.name:
+            raise ValueError(f"name must be non-empty and without '/' or '@', got {self.name!r}")
         if self.decimals < 0:
             raise ValueError(f"decimals must be >= 0, got {self.decimals}")
+        if self.region and not self.region.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"region must hold only letters, digits, '_' and '-', got {self.region!r}")
+        if self.region_label and not self.region:
+            raise ValueError(f"region_label {self.region_label!r} needs a region")
 
     @property
     def key(self) -> str:
-        """``name`` or ``name/group``: the key of this column's values in :attr:`ResultRow.values`."""
-        return f"{self.name}/{self.group}" if self.group else self.name
+        """``name``, ``name/group``, ``name@region`` or ``name/group@region``: the key of this column's
+        values in :attr:`ResultRow.values`."""
+        key = f"{self.name}/{self.group}" if self.group else self.name
+        return f"{key}@{self.region}" if self.region else key
 
     @property
     def heading(self) -> str:
         arrow = "↑" if self.higher_is_better else "↓"
-        return f"{self.name} {arrow} {self.group}".rstrip()
+        heading = f"{self.name} {arrow} {self.group}".rstrip()
+        return f"{heading} ({self.region_label or self.region})" if self.region else heading
 
 
 PSNR = MetricColumn("PSNR", higher_is_better=True, decimals=2)
@@ -96,10 +110,10 @@ PAPER_METRICS = (PSNR, SSIM, LPIPS, FVD)
 
 def grouped_columns(groups: tuple[str, ...], metrics: tuple[MetricColumn, ...] = PAPER_METRICS) -> tuple[MetricColumn, ...]:
     """Columns metric by metric, each split by group, as Tables 1, 3 and 4 lay them out
-    (``grouped_columns(("THuman", "2K2K"))`` -> PSNR/THuman, PSNR/2K2K, SSIM/THuman, …)."""
+    (``grouped_columns(("THuman", "2K2K"))`` -> PSNR/THuman, PSNR/2K2K, SSIM/THuman, …); regions are kept."""
     if not groups:
         raise ValueError("groups must name at least one group")
-    return tuple(MetricColumn(m.name, m.higher_is_better, m.decimals, group) for m in metrics for group in groups)
+    return tuple(dataclasses.replace(m, group=group) for m in metrics for group in groups)
 
 
 def _sha256_file(path: Path) -> str:
@@ -201,6 +215,8 @@ class ResultsTable:
         rows: one per method / checkpoint, in print order.
         split: the split scored, or None.
         settings: protocol settings shared by all rows (input views, background, resolution, …).
+        legend: region id -> what that region's columns score; printed under the markdown table (every
+            column with a region must have an entry).
     """
 
     title: str
@@ -210,6 +226,7 @@ class ResultsTable:
     rows: tuple[ResultRow, ...]
     split: SplitRef | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
+    legend: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.columns:
@@ -224,6 +241,9 @@ class ResultsTable:
             unknown = sorted(set(row.values) - set(keys))
             if unknown:
                 raise ValueError(f"row {row.method!r} has values for unknown columns {unknown}; columns: {keys}")
+        unexplained = sorted({column.region for column in self.columns if column.region} - set(self.legend))
+        if unexplained:
+            raise ValueError(f"legend must explain every column region, missing {unexplained}")
 
     def best(self, column: MetricColumn) -> float | None:
         """Best value of ``column`` over the rows (None if no row has one)."""
@@ -247,6 +267,10 @@ class ResultsTable:
                 text = f"{value:.{column.decimals}f}"
                 cells.append(f"**{text}**" if mark_best and len(self.rows) > 1 and value == best[column.key] else text)
             lines.append(f"| {row.method} | " + " | ".join(cells) + " |")
+        labels = {column.region: column.region_label or column.region for column in self.columns if column.region}
+        if self.legend:
+            lines.append("")
+            lines += [f"- *{labels.get(region, region)}*: {text}" for region, text in self.legend.items()]
         if self.split is not None:
             lines += ["", f"Split `{self.split.name}` ({self.split.count} ids, sha256 {self.split.sha256[:12]}); "
                           f"record: the JSON file next to this table."]
@@ -270,8 +294,10 @@ class ResultsTable:
             "title": self.title,
             "dataset": self.dataset,
             "task": self.task,
-            "columns": [{"key": c.key, "name": c.name, "group": c.group, "higher_is_better": c.higher_is_better,
-                         "decimals": c.decimals} for c in self.columns],
+            "columns": [{"key": c.key, "name": c.name, "group": c.group, "region": c.region,
+                         "region_label": c.region_label or c.region, "heading": c.heading,
+                         "higher_is_better": c.higher_is_better, "decimals": c.decimals} for c in self.columns],
+            "legend": dict(self.legend),
             "split": None if self.split is None else vars(self.split).copy(),
             "settings": _jsonable(self.settings, "settings"),
             "rows": [{"method": row.method,

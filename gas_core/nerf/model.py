@@ -58,8 +58,11 @@ class NeRFModelConfig:
     Sampling (metres): ``surface_band`` half-width of the band around the body that is sampled,
     ``grid_cell_size`` its voxel edge, ``probes_per_ray`` cheap occupancy probes through the body's
     box, ``samples_per_ray`` network queries per ray entering the band, ``window_depth`` how far
-    past the first band entry samples go. ``canonical_margin`` pads the canonical body box of the
-    triplane and volume. Density ``sigma = density_scale * softplus(raw + density_bias)`` per metre.
+    past a band entry samples go, ``surface_crossings`` how many such depth windows one ray may open
+    (2: a ray grazing an arm's band also samples the torso behind it; 1: the first window only, the
+    sampler before this option; see :func:`gas_core.nerf.sampling.sample_near_surface`).
+    ``canonical_margin`` pads the canonical body box of the triplane and volume. Density
+    ``sigma = density_scale * softplus(raw + density_bias)`` per metre.
     ``visibility_resolution`` is the reference depth buffer's size, ``occlusion_tolerance`` (metres)
     how far behind it a vertex still counts as visible. ``chunk_rays`` bounds the rays per chunk.
     """
@@ -84,6 +87,7 @@ class NeRFModelConfig:
     probes_per_ray: int = 64
     samples_per_ray: int = 24
     window_depth: float = 0.3
+    surface_crossings: int = 2
     canonical_margin: float = 0.1
     density_scale: float = 50.0
     density_bias: float = -1.0
@@ -95,13 +99,16 @@ class NeRFModelConfig:
     def __post_init__(self) -> None:
         positive = ("image_size", "feature_channels", "triplane_resolution", "triplane_channels", "volume_resolution",
                     "volume_channels", "token_channels", "tokens_per_level", "transformer_heads", "mlp_width",
-                    "mlp_depth", "probes_per_ray", "samples_per_ray", "visibility_resolution", "chunk_rays")
+                    "mlp_depth", "probes_per_ray", "samples_per_ray", "surface_crossings", "visibility_resolution",
+                    "chunk_rays")
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("surface_band", "grid_cell_size", "window_depth", "density_scale"):
             if float(getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if isinstance(self.surface_crossings, bool) or int(self.surface_crossings) != self.surface_crossings:
+            raise ValueError(f"surface_crossings must be an integer >= 1, got {self.surface_crossings!r}")
         if self.tokens_per_level < 2:
             raise ValueError(f"tokens_per_level must be >= 2 (density and colour tokens), got {self.tokens_per_level}")
         if self.token_channels % self.transformer_heads:
@@ -263,16 +270,16 @@ class GeneralizableHumanNeRF(ModelMixin, ConfigMixin):
                  transformer_heads: int = 4, mlp_width: int = 128, mlp_depth: int = 8, mlp_skip: int = 4,
                  xyz_frequencies: int = 6, view_frequencies: int = 4, surface_band: float = 0.05,
                  grid_cell_size: float = 0.025, probes_per_ray: int = 64, samples_per_ray: int = 24,
-                 window_depth: float = 0.3, canonical_margin: float = 0.1, density_scale: float = 50.0,
-                 density_bias: float = -1.0, visibility_resolution: int = 64, occlusion_tolerance: float = 0.03,
-                 chunk_rays: int = 16384, use_bf16: bool = True) -> None:
+                 window_depth: float = 0.3, surface_crossings: int = 2, canonical_margin: float = 0.1,
+                 density_scale: float = 50.0, density_bias: float = -1.0, visibility_resolution: int = 64,
+                 occlusion_tolerance: float = 0.03, chunk_rays: int = 16384, use_bf16: bool = True) -> None:
         super().__init__()
         settings = NeRFModelConfig(**{f.name: value for f, value in zip(fields(NeRFModelConfig), (
             image_size, backbone, feature_channels, triplane_resolution, triplane_channels, volume_resolution,
             volume_channels, token_channels, tokens_per_level, transformer_heads, mlp_width, mlp_depth, mlp_skip,
             xyz_frequencies, view_frequencies, surface_band, grid_cell_size, probes_per_ray, samples_per_ray,
-            window_depth, canonical_margin, density_scale, density_bias, visibility_resolution, occlusion_tolerance,
-            chunk_rays, use_bf16))})
+            window_depth, surface_crossings, canonical_margin, density_scale, density_bias, visibility_resolution,
+            occlusion_tolerance, chunk_rays, use_bf16))})
         self.settings = settings
         self.encoder = ImageEncoder(backbone, feature_channels)
         self.triplane = _TriplaneGenerator(self.encoder.global_channels, triplane_channels, triplane_resolution)
@@ -471,7 +478,8 @@ class GeneralizableHumanNeRF(ModelMixin, ConfigMixin):
         batch_index = torch.arange(batch, device=device).repeat_interleave(count)
         samples = sample_near_surface(origins.reshape(-1, 3), directions.reshape(-1, 3), batch_index, geometry.grid,
                                       probes_per_ray=s.probes_per_ray, samples_per_ray=s.samples_per_ray,
-                                      window_depth=s.window_depth, jitter=jitter, generator=generator)
+                                      window_depth=s.window_depth, surface_crossings=int(s.surface_crossings),
+                                      jitter=jitter, generator=generator)
         rgb = torch.zeros(batch * count, 3, device=device)
         opacity = torch.zeros(batch * count, device=device)
         depth = torch.zeros(batch * count, device=device)

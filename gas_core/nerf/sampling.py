@@ -6,10 +6,15 @@ stores the index of its nearest vertex (among the mesh thinned to one vertex per
 space, occupied ones give the vertex whose skinning weights drive inverse LBS.
 
 :func:`sample_near_surface` walks each ray through the body's dilated box with cheap *probes*
-(grid lookups, no network), keeps the probe intervals inside the band within ``window_depth``
-metres of where the ray first enters it, and spreads ``samples_per_ray`` samples over exactly those
-intervals (inverse CDF of a piecewise-constant density). Rays that never enter the band get no
-samples, and so zero opacity.
+(grid lookups, no network) and keeps the probe intervals inside the band within up to
+``surface_crossings`` *depth windows*, each ``window_depth`` metres long: the first window starts
+where the ray first enters the band, each further one at the first band interval past the end of
+the previous window. ``samples_per_ray`` samples are spread over exactly the kept intervals (inverse
+CDF of a piecewise-constant density), so the per-ray cost does not depend on ``surface_crossings``.
+With one window (``surface_crossings=1``, the behaviour before the option existed) a ray that
+grazes the band of an arm in front of the torso spends every sample in the empty space around the
+arm and never reaches the torso: a zero-opacity hole. A second window gives such rays samples at
+the torso too. Rays that never enter the band get no samples, and so zero opacity.
 """
 
 from __future__ import annotations
@@ -171,20 +176,44 @@ def ray_box_intersection(origins: Tensor, directions: Tensor, box_min: Tensor, b
 
 
 def sample_near_surface(origins: Tensor, directions: Tensor, batch_index: Tensor, grid: SurfaceProximityGrid, *,
-                        probes_per_ray: int, samples_per_ray: int, window_depth: float,
+                        probes_per_ray: int, samples_per_ray: int, window_depth: float, surface_crossings: int = 2,
                         jitter: bool = False, generator: torch.Generator | None = None) -> RaySamples:
-    """Samples in the band around the posed body along rays (M, 3) of bodies ``batch_index`` (M,).
+    """Samples in the band around the posed body along rays of bodies ``batch_index`` (M,) long.
 
-    Probes: ``probes_per_ray`` equal intervals between the ray's entry and exit of the body's dilated
-    box; an interval is occupied when its midpoint's cell is in the band. Only occupied intervals
-    that start within ``window_depth`` metres of the first one are sampled, ``samples_per_ray``
-    samples spread uniformly over their total length (stratified: random within each stratum when
-    ``jitter``, else at stratum centres).
+    Args:
+        origins: (M, 3) ray origins, metres.
+        directions: (M, 3) unit ray directions.
+        batch_index: (M,) long body of each ray in ``grid``.
+        grid: the bodies' :class:`SurfaceProximityGrid`.
+        probes_per_ray: equal probe intervals between the ray's entry and exit of the body's dilated
+            box; an interval is occupied when its midpoint's cell is in the band.
+        samples_per_ray: samples per ray that enters the band (the network queries it costs).
+        window_depth: length of one depth window along the ray, metres (> 0).
+        surface_crossings: how many depth windows a ray may open (>= 1). Window 1 starts at the
+            first occupied interval; window k + 1 at the first occupied interval that starts more
+            than ``window_depth`` past the start of window k. Occupied intervals that start inside a
+            window are kept; the rest are skipped. ``1`` keeps only the first window (the sampler's
+            behaviour before this option); ``2`` (default) also reaches a surface behind a grazed
+            limb, e.g. the torso behind an arm whose band the ray only brushes.
+        jitter: random positions within each stratum (training) instead of stratum centres.
+        generator: random generator of the jitter.
+
+    Returns:
+        :class:`RaySamples` of the R rays that enter the band: ``samples_per_ray`` samples each,
+        spread uniformly over the total length of the kept intervals (stratified), depths increasing.
+
+    Windows rather than runs of consecutive occupied probes: a ray that grazes a band at a shallow
+    angle often leaves and re-enters it within a few centimetres (its probes flicker between occupied
+    and empty); counting each such run as a crossing would spend the second crossing on the same limb.
+    A window swallows every run that starts within ``window_depth``, so a new window opens only for a
+    surface that lies deeper than that, and ``surface_crossings=1`` reproduces the old rule exactly.
     """
     if probes_per_ray < 1 or samples_per_ray < 1:
         raise ValueError(f"probes_per_ray and samples_per_ray must be >= 1, got {probes_per_ray}, {samples_per_ray}")
     if window_depth <= 0:
         raise ValueError(f"window_depth must be positive, got {window_depth}")
+    if isinstance(surface_crossings, bool) or int(surface_crossings) != surface_crossings or surface_crossings < 1:
+        raise ValueError(f"surface_crossings must be an integer >= 1, got {surface_crossings!r}")
     device = origins.device
     entry, exit_ = ray_box_intersection(origins, directions, grid.box_min[batch_index], grid.box_max[batch_index])
     candidates = torch.nonzero(exit_ > entry).squeeze(-1)
@@ -197,9 +226,15 @@ def sample_near_surface(origins: Tensor, directions: Tensor, batch_index: Tensor
     occupied = grid.lookup(probe_points.reshape(-1, 3), rays_batch.repeat_interleave(probes_per_ray))
     occupied = (occupied >= 0).reshape(count, probes_per_ray)
     hit = occupied.any(dim=-1)
-    first = torch.argmax(occupied.int(), dim=-1)  # first occupied probe (0 for misses, dropped below)
-    starts = torch.arange(probes_per_ray, device=device)[None].float() * width[:, None]
-    occupied &= starts <= first[:, None].float() * width[:, None] + window_depth
+    starts = torch.arange(probes_per_ray, device=device)[None].float() * width[:, None]  # (C, P) from the entry
+    remaining = occupied  # occupied probes past every window opened so far
+    kept = torch.zeros_like(occupied)
+    for _ in range(int(surface_crossings)):
+        first = torch.argmax(remaining.int(), dim=-1)  # the window's first probe (0 when none is left: no-op)
+        inside = starts <= first[:, None].float() * width[:, None] + window_depth
+        kept |= remaining & inside
+        remaining = remaining & ~inside
+    occupied = kept
     keep = torch.nonzero(hit).squeeze(-1)
     occupied, width, entry = occupied[keep], width[keep], entry[keep]
     origins, directions, rays_batch = origins[keep], directions[keep], rays_batch[keep]

@@ -7,6 +7,7 @@ consistently wound) and opaque, on a black background.
 One :class:`ScanRenderer` owns one offscreen OpenGL context (EGL on a GPU, OSMesa on a CPU) and is
 meant to be reused for every view of every subject: :meth:`ScanRenderer.set_mesh` builds the scene
 once per mesh, and each view only moves the camera node. :func:`render_orbit` centres the subject,
+frames it (:mod:`gas_core.render.framing`: the cameras stand back as far as the subject's size needs),
 renders the paper's 20-view orbit (1024x1024 by default) and records the normalisation used.
 """
 
@@ -19,6 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from gas_core.cameras import Camera, OrbitSpec, orbit_cameras
+from gas_core.render.framing import OrbitFraming, framed_orbit_spec
 from gas_core.render.gl import configure_headless_gl
 from gas_core.render.normalize import Normalization, normalize_scan
 
@@ -40,11 +42,13 @@ class ScanView:
 @dataclass(frozen=True)
 class OrbitRender:
     """An orbit of views of one scan: ``views[i]`` is seen by ``cameras[i]``; the cameras live in the
-    normalised frame given by ``normalization`` (``p_normalised = normalization.apply(p_scan)``)."""
+    normalised frame given by ``normalization`` (``p_normalised = normalization.apply(p_scan)``).
+    ``spec``: the orbit as rendered (its ``distance``, metres, set by the framing; None when unknown)."""
 
     views: list[ScanView]
     cameras: list[Camera]
     normalization: Normalization
+    spec: OrbitSpec | None = None
 
 
 def clip_planes(points: np.ndarray, camera: Camera, margin: float = 0.02) -> tuple[float, float]:
@@ -247,16 +251,20 @@ class ScanRenderer:
 
 
 def render_orbit(mesh, spec: OrbitSpec = OrbitSpec(), renderer: ScanRenderer | None = None,
-                 target_height: float | None = None) -> OrbitRender:
-    """Centre ``mesh`` (a coloured ``trimesh.Trimesh``, metres, y up, facing +z) and render ``spec``'s orbit.
+                 target_height: float | None = None, framing: OrbitFraming = OrbitFraming()) -> OrbitRender:
+    """Centre ``mesh`` (a coloured ``trimesh.Trimesh``, metres, y up, facing +z), frame it and render ``spec``'s orbit.
 
     ``target_height``: rescale the body to this height in metres (default: keep metric scale; see
-    :mod:`gas_core.render.normalize`). ``renderer``: reuse an open :class:`ScanRenderer` of the
-    spec's size (one is created and closed here otherwise). Returns an :class:`OrbitRender` with
-    ``spec.num_views`` views (default 20 at 1024x1024).
+    :mod:`gas_core.render.normalize`). ``framing``: how far the cameras stand
+    (:class:`gas_core.render.framing.OrbitFraming`; default ``"contain"``: ``spec.distance``, or
+    farther when the subject would not fit in every view with a 5 % margin). ``renderer``: reuse an
+    open :class:`ScanRenderer` of the spec's size (one is created and closed here otherwise). Returns
+    an :class:`OrbitRender` with ``spec.num_views`` views (default 20 at 1024x1024) and the framed spec.
     """
     _check_trimesh(mesh)
-    normalization = normalize_scan(np.asarray(mesh.vertices), target_height=target_height)
+    vertices = np.asarray(mesh.vertices)
+    normalization = normalize_scan(vertices, target_height=target_height)
+    spec = framed_orbit_spec(normalization.apply(vertices), spec, framing)
     cameras = orbit_cameras(spec)
     own_renderer = renderer is None
     if own_renderer:
@@ -268,4 +276,4 @@ def render_orbit(mesh, spec: OrbitSpec = OrbitSpec(), renderer: ScanRenderer | N
     finally:
         if own_renderer:
             renderer.close()
-    return OrbitRender(views=views, cameras=cameras, normalization=normalization)
+    return OrbitRender(views=views, cameras=cameras, normalization=normalization, spec=spec)

@@ -39,6 +39,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from gas_core.body.anny_model import ANNY_TO_SMPL_ROTATION, PHENOTYPE_NAMES, load_anny
+from gas_core.body.geometry import axis_angle_to_matrix, matrix_to_axis_angle, rotation_about_y
 from gas_core.body.joints import ANNY_JOINT_TABLE, SMPL_JOINT_NAMES, SMPL_PARENTS
 from gas_core.body.limits import JOINT_LIMITS_DEGREES as BODY_JOINT_LIMITS_DEGREES
 from gas_core.body.smpl import NUM_BODY_JOINTS
@@ -252,11 +253,6 @@ def root_trajectory(spec: MotionSpec) -> tuple[np.ndarray, np.ndarray]:
     return yaw, translation
 
 
-def _yaw_matrices(yaw: np.ndarray) -> np.ndarray:
-    """(T, 3, 3) rotations about +y."""
-    return Rotation.from_rotvec(np.outer(yaw, [0.0, 1.0, 0.0])).as_matrix()
-
-
 @dataclass(frozen=True)
 class SMPLSequence:
     """Open-body-model parameters per frame (SMPL conventions, world frame, radians, metres).
@@ -366,7 +362,7 @@ def anny_bone_deltas(body_pose: np.ndarray, subject_spec: SubjectSpec) -> np.nda
             continue
         bone = labels.index(ANNY_JOINT_TABLE[joint].owns[0])
         parent_t = t_rotations[parents[bone]]
-        rotation_anny = conversion.T @ Rotation.from_rotvec(body_pose[:, joint - 1]).as_matrix() @ conversion
+        rotation_anny = conversion.T @ axis_angle_to_matrix(body_pose[:, joint - 1]) @ conversion
         deltas[:, bone] = parent_t.T @ rotation_anny @ parent_t @ t_deltas[bone]
     return deltas
 
@@ -397,15 +393,15 @@ def smpl_sequence(subject_spec: SubjectSpec, motion: MotionSpec, deltas: np.ndar
     conversion = np.asarray(ANNY_TO_SMPL_ROTATION)
     owners = [labels.index(row.owns[0]) for row in ANNY_JOINT_TABLE]
     relative_to_t = accumulated[:, owners] @ np.swapaxes(t_rotations[owners], -1, -2)[None]
-    world = _yaw_matrices(yaw)[:, None] @ (conversion @ relative_to_t @ conversion.T)
+    world = rotation_about_y(yaw)[:, None] @ (conversion @ relative_to_t @ conversion.T)
     body_pose = np.empty((count, len(owners) - 1, 3))
     for joint in range(1, len(owners)):
         local = np.swapaxes(world[:, SMPL_PARENTS[joint]], -1, -2) @ world[:, joint]
-        body_pose[:, joint - 1] = Rotation.from_matrix(local).as_rotvec()
+        body_pose[:, joint - 1] = matrix_to_axis_angle(local)
     return SMPLSequence(
         betas=betas.astype(np.float64),
         body_pose=body_pose,
-        global_orient=Rotation.from_matrix(world[:, 0]).as_rotvec(),
+        global_orient=matrix_to_axis_angle(world[:, 0]),
         transl=translation - pelvis_rest[None],
         scale=np.ones(count),
         rest_pelvis=pelvis_rest.copy(),
@@ -467,7 +463,7 @@ def make_motion(subject_spec: SubjectSpec, motion: MotionSpec, *, texture_size: 
     frames = [{labels[b]: angles[i] for b, angles in euler.items()} for i in range(motion.num_frames)]
     posed = pose_subject(subject_spec, frames)
     yaw, translation = root_trajectory(motion)
-    rotations = _yaw_matrices(yaw).astype(np.float32)
+    rotations = rotation_about_y(yaw).astype(np.float32)
     shift = translation.astype(np.float32)[:, None]
 
     def place(points: np.ndarray) -> np.ndarray:

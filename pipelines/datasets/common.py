@@ -21,6 +21,7 @@ from pipelines.datasets.errors import ScanReadError
 
 if TYPE_CHECKING:
     from gas_core.synth.humans import SyntheticSubject
+    from pipelines.datasets.integrity import MeshFileCounts
 
 __all__ = [
     "RawScan",
@@ -29,6 +30,7 @@ __all__ = [
     "GROUNDTRUTH_DIRNAME",
     "atomic_write_bytes",
     "numeric_first",
+    "check_mesh_file",
     "load_mesh_file",
     "load_parameter_file",
     "load_body_model_parameters",
@@ -61,7 +63,8 @@ class RawScan:
     """One scan as read from a raw dataset.
 
     Attributes:
-        mesh: the scan in the dataset's own units and axes (both datasets: metres, y up), with a
+        mesh: the scan in the file's own units and axes (both datasets: metres, y up; re-exports may
+            be in centimetres or millimetres, see :mod:`pipelines.datasets.units`), with a
             texture (``TextureVisuals``) or per-vertex colours (``ColorVisuals``).
         subject_id: the dataset's id of the subject.
         dataset: ``"thuman"`` or ``"2k2k"``.
@@ -85,33 +88,52 @@ def numeric_first(name: str) -> tuple[int, int, str]:
     return (0, int(name), name) if name.isdigit() else (1, 0, name)
 
 
-def load_mesh_file(path: Path, dataset_hint: str) -> trimesh.Trimesh:
-    """Load one mesh file as a single ``trimesh.Trimesh`` (faces and visuals kept, no merging).
+def check_mesh_file(path: Path, dataset_hint: str) -> "MeshFileCounts | None":
+    """Check that a mesh file is whole before it is loaded; returns what it declares (None for types not checked).
 
-    OBJ and PLY files are first checked to be whole (:mod:`pipelines.datasets.integrity`: faces index
-    existing vertices and texture coordinates, declared counts are present, no record is cut, no
-    vertex is left out of every face), and the loaded mesh is checked to hold every declared face,
-    finite coordinates and a person's size.
+    OBJ and PLY files go through :mod:`pipelines.datasets.integrity` (empty files, cut files, faces past
+    the end of the vertex list, ...); other types are only checked to exist.
 
     Raises:
-        ScanReadError: if the file is missing, damaged (cut short, faces past the end of the vertex
-            list, ...), not a mesh, has no faces or is far smaller than a person; the message names the
-            file and the reason, and ``dataset_hint`` says what the file should be.
+        ScanReadError: naming the file and the reason (``dataset_hint`` says what the file should be).
     """
-    from pipelines.datasets.integrity import check_loaded_mesh, check_obj_file, check_ply_file
+    from pipelines.datasets.integrity import check_obj_file, check_ply_file
 
     path = Path(path)
     if not path.is_file():
         raise ScanReadError(f"{path}: file not found; {dataset_hint}")
     suffix = path.suffix.lower()
-    counts = None
     try:
         if suffix == ".obj":
-            counts = check_obj_file(path)
-        elif suffix == ".ply":
-            counts = check_ply_file(path)
+            return check_obj_file(path)
+        if suffix == ".ply":
+            return check_ply_file(path)
     except ScanReadError as error:
         raise ScanReadError(f"{error} ({dataset_hint})") from None
+    return None
+
+
+def load_mesh_file(path: Path, dataset_hint: str, *, counts: "MeshFileCounts | None" = None) -> trimesh.Trimesh:
+    """Load one mesh file as a single ``trimesh.Trimesh`` (faces and visuals kept, no merging).
+
+    OBJ and PLY files are first checked to be whole (:func:`check_mesh_file`: faces index existing
+    vertices and texture coordinates, declared counts are present, no record is cut, no vertex is left
+    out of every face), and the loaded mesh is checked to hold every declared face, finite coordinates
+    and a person's size. ``counts``: what :func:`check_mesh_file` returned for this file when the caller
+    already checked it (the check is not repeated).
+
+    Raises:
+        ScanReadError: if the file is missing, empty, damaged (cut short, faces past the end of the
+            vertex list, ...), not a mesh, has no faces or is far smaller than a person; the message
+            names the file and the reason, and ``dataset_hint`` says what the file should be.
+    """
+    from pipelines.datasets.integrity import check_loaded_mesh
+
+    path = Path(path)
+    if counts is None:
+        counts = check_mesh_file(path, dataset_hint)
+    elif not path.is_file():
+        raise ScanReadError(f"{path}: file not found; {dataset_hint}")
     try:
         loaded = trimesh.load(path, process=False)
     except Exception as error:  # trimesh raises many types for corrupt files
@@ -125,7 +147,8 @@ def load_mesh_file(path: Path, dataset_hint: str) -> trimesh.Trimesh:
             )
         loaded = geometries[0]
     if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0 or len(loaded.vertices) == 0:
-        raise ScanReadError(f"{path}: mesh has no faces; the file is empty or truncated, re-download it. {dataset_hint}")
+        raise ScanReadError(f"{path}: empty mesh: no vertices or no faces could be read; the file is empty or truncated, "
+                            f"re-download it. {dataset_hint}")
     if counts is not None:
         try:
             check_loaded_mesh(loaded, path, counts)

@@ -4,13 +4,15 @@ An interrupted download or copy leaves a file cut at an arbitrary byte. Mesh loa
 without complaint (trimesh keeps the vertices and faces before the cut), so a scan of a third of a
 person would go on to be rendered, fitted and packed. The checks here read the file's own structure:
 
-* OBJ (:func:`check_obj_file`): every face corner must index an existing vertex and texture
+* OBJ (:func:`check_obj_file`): the file must hold vertices and faces (an empty file is named as
+  such), every face corner must index an existing vertex and texture
   coordinate, every face must have at least three corners in one corner format, a last line without
   an end-of-line must be a complete record, and nearly every vertex must belong to a face (a face list
   cut short leaves the later vertices unused);
 * PLY (:func:`check_ply_file`): the header must be complete and its declared element counts must be
-  present in full (binary: the byte length; ASCII: the records), face indices must lie within the
-  declared vertex count, and nearly every vertex must belong to a face;
+  present in full (binary: the byte length, reported as "truncated: expected N bytes for the declared
+  vertices and faces, found M"; ASCII: the records), face indices must lie within the declared vertex
+  count, and nearly every vertex must belong to a face;
 * after loading (:func:`check_loaded_mesh`): the loader kept every face the file declares, the
   coordinates are finite, and the mesh is not far smaller than a person.
 
@@ -132,6 +134,12 @@ def check_obj_file(path: Path) -> MeshFileCounts:
     num_vertices = len(vertex_lines)
     num_uv = sum(1 for line in lines if line.startswith((b"vt ", b"vt\t")))
     face_lines = [line for line in lines if line.startswith((b"f ", b"f\t"))]
+    if not face_lines and num_vertices == 0:
+        raise ScanReadError(
+            f"{path}: empty mesh: the file has no vertices and no faces ({len(data)} bytes"
+            f"{', nothing but comments or material lines' if data.strip() else ''}); it was exported empty or "
+            f"cut before its first vertex; {_REDOWNLOAD}"
+        )
     if not face_lines:
         raise ScanReadError(
             f"{path}: no faces ({num_vertices} vertices and no 'f' records), so the file is empty or cut before "
@@ -209,6 +217,8 @@ class _PlyElement:
 
 def _parse_ply_header(path: Path, data: bytes) -> tuple[str, tuple[_PlyElement, ...], int]:
     """(format, elements, offset of the body) of a PLY file."""
+    if not data.strip():
+        raise ScanReadError(f"{path}: empty file ({len(data)} bytes): no header, no vertices, no faces; {_REDOWNLOAD}")
     if not data.startswith(b"ply"):
         raise ScanReadError(f"{path}: not a PLY file (it does not start with 'ply'); {_REDOWNLOAD}")
     end = data.find(b"end_header")
@@ -307,6 +317,40 @@ def _binary_face_indices(path: Path, data: bytes, offset: int, element: _PlyElem
     return (np.concatenate(indices) if indices else np.zeros(0, np.int64)), np.asarray(corners, np.int64), position - offset
 
 
+def _binary_expected_size(data: bytes, offset: int, elements: tuple[_PlyElement, ...], order: str) -> tuple[int, bool]:
+    """Bytes the elements of a binary PLY body take: (size, whether it is only a lower bound).
+
+    Rows of an element with list properties are taken to have the lists of its first row (exact for a
+    mesh of triangles only, the scans' case). When the first row is not in the file, lists are taken
+    to hold 3 items (a face has at least three corners), which gives a lower bound.
+    """
+    position, lower_bound = offset, False
+    for element in elements:
+        row = 0
+        for prop in element.properties:
+            size = np.dtype(prop.dtype).itemsize
+            if prop.count_dtype is None:
+                row += size
+                continue
+            count_dtype = np.dtype(order + prop.count_dtype)
+            start = position + row
+            if element.count and start + count_dtype.itemsize <= len(data):
+                length = int(np.frombuffer(data, count_dtype, 1, start)[0])
+            else:
+                length, lower_bound = 3, True
+            row += count_dtype.itemsize + length * size
+        position += element.count * row
+    return position - offset, lower_bound
+
+
+def _truncated_error(path: Path, vertex: _PlyElement, face: _PlyElement, expected: int, lower_bound: bool,
+                     found: int) -> ScanReadError:
+    return ScanReadError(
+        f"{path}: the file is truncated: expected {'at least ' if lower_bound else ''}{expected} bytes for the "
+        f"{vertex.count} vertices and {face.count} faces its header declares, found {found} "
+        f"({expected - found} missing): it was cut short by an interrupted download or copy; {_REDOWNLOAD}")
+
+
 def check_ply_file(path: Path) -> MeshFileCounts:
     """Check a PLY file holds everything its header declares; returns what it declares.
 
@@ -325,8 +369,8 @@ def check_ply_file(path: Path) -> MeshFileCounts:
     vertex = elements[names.index("vertex")]
     face = elements[names.index("face")]
     if face.count == 0 or vertex.count == 0:
-        raise ScanReadError(f"{path}: the header declares {vertex.count} vertices and {face.count} faces; a scan "
-                            f"needs both; {_REDOWNLOAD}")
+        raise ScanReadError(f"{path}: empty mesh: the header declares {vertex.count} vertices and {face.count} faces; "
+                            f"a scan needs both; {_REDOWNLOAD}")
     face_indices = corners = None
     if file_format == "ascii":
         records = data[offset:].split(b"\n")
@@ -338,8 +382,9 @@ def check_ply_file(path: Path) -> MeshFileCounts:
             position += element.count
             if len(rows) < element.count:
                 raise ScanReadError(
-                    f"{path}: the header declares {element.count} {element.name} records but the file holds "
-                    f"{len(rows)}: it was cut short by an interrupted download or copy; {_REDOWNLOAD}")
+                    f"{path}: the file is truncated: the header declares {vertex.count} vertices and {face.count} "
+                    f"faces, but the file holds only {len(rows)} of its {element.count} {element.name} records: it "
+                    f"was cut short by an interrupted download or copy; {_REDOWNLOAD}")
             if element.name == "face":
                 try:
                     parsed = [np.array(row.split(), dtype=np.int64) for row in rows]
@@ -356,6 +401,9 @@ def check_ply_file(path: Path) -> MeshFileCounts:
                     raise ScanReadError(f"{path}: the last {element.name} record is cut short; {_REDOWNLOAD}")
     else:
         order = "<" if file_format == "binary_little_endian" else ">"
+        expected, lower_bound = _binary_expected_size(data, offset, elements, order)
+        if offset + expected > len(data):
+            raise _truncated_error(path, vertex, face, offset + expected, lower_bound, len(data))
         position = offset
         for element in elements:
             if all(prop.count_dtype is None for prop in element.properties):
@@ -365,10 +413,8 @@ def check_ply_file(path: Path) -> MeshFileCounts:
                 if element.name == "face":
                     face_indices, corners = indices, counts
             if position + used > len(data):
-                raise ScanReadError(
-                    f"{path}: the header declares {element.count} {element.name} records, which need at least "
-                    f"{used} bytes, but the file ends {position + used - len(data)} bytes early: it was cut short "
-                    f"by an interrupted download or copy; {_REDOWNLOAD}")
+                # Lists longer than the first row's (mixed polygons): the file needs more than estimated.
+                raise _truncated_error(path, vertex, face, max(offset + expected, position + used), True, len(data))
             position += used
     if face_indices is None or corners is None:
         raise ScanReadError(f"{path}: the face element has no 'vertex_indices' list; {_REDOWNLOAD}")

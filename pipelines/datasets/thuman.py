@@ -41,6 +41,7 @@ from pipelines.datasets.common import (
     RawScan,
     ScanReadError,
     SubjectRef,
+    check_mesh_file,
     groundtruth_record,
     load_mesh_file,
     load_body_model_parameters,
@@ -179,6 +180,29 @@ def _referenced_textures(obj_path: Path) -> list[Path]:
     return textures
 
 
+def _check_texture_decodes(texture: Path) -> None:
+    """Decode a texture image once, so a damaged file is refused by name instead of failing in the renderer.
+
+    Raises:
+        ScanReadError: naming ``texture``: truncated (an interrupted download or copy), not an image,
+            or otherwise undecodable.
+    """
+    size = texture.stat().st_size
+    try:
+        with Image.open(texture) as image:
+            image.load()
+    # ImportError: once ultralytics is imported, PIL's open retries an unidentified file through pi-heif,
+    # which is not installed; the file is still simply not a readable image
+    except (OSError, SyntaxError, ValueError, ImportError, Image.DecompressionBombError) as error:
+        if isinstance(error, OSError) and str(error).startswith(("image file is truncated", "broken data stream")):
+            raise ScanReadError(
+                f"{texture}: the texture image is truncated ({size} bytes; the decoder says: {error}): it was cut "
+                "short by an interrupted download or copy; re-download it from the release") from error
+        raise ScanReadError(
+            f"{texture}: the texture image cannot be decoded ({size} bytes; {type(error).__name__}: {error}): it is "
+            "not a readable image; re-download it from the release") from error
+
+
 def _smplx_candidates(ref: SubjectRef) -> list[Path]:
     folder = ref.path
     root = folder.parent.parent if folder.parent.name == _MODEL_DIRNAME else folder.parent
@@ -197,20 +221,29 @@ def read_thuman_subject(ref: SubjectRef) -> RawScan:
         trimesh; faces keep the file's order), metres, y up.
 
     Raises:
-        ScanReadError: if the OBJ is missing, corrupt, cut short (faces past the end of the vertex or
-            texture-coordinate list, a last record cut, faces missing) or far smaller than a person, its
-            MTL or texture is missing, or the SMPL-X file is unreadable, incomplete or holds anything
+        ScanReadError: if the OBJ is missing, empty, corrupt, cut short (faces past the end of the vertex
+            or texture-coordinate list, a last record cut, faces missing) or far smaller than a person, its
+            MTL or texture is missing, the texture image is truncated or undecodable, or the SMPL-X file is unreadable, incomplete or holds anything
             but finite arrays of SMPL-X sizes; the message names the file and the reason.
     """
     obj_path = Path(ref.path) / f"{ref.subject_id}.obj"
     if not obj_path.is_file():
         raise ScanReadError(f"{obj_path}: scan not found; {_HINT}")
+    counts = check_mesh_file(obj_path, _HINT)  # an empty or cut OBJ is named as such before its materials
     textures = _referenced_textures(obj_path)
-    mesh = load_mesh_file(obj_path, _HINT)
+    for texture in textures:
+        _check_texture_decodes(texture)
+    mesh = load_mesh_file(obj_path, _HINT, counts=counts)
     if not isinstance(mesh.visual, trimesh.visual.TextureVisuals) or mesh.visual.uv is None:
         raise ScanReadError(f"{obj_path}: faces carry no texture coordinates (f v/vt); {_HINT}")
-    if getattr(mesh.visual.material, "image", None) is None:
+    image = getattr(mesh.visual.material, "image", None)
+    if image is None:
         raise ScanReadError(f"{textures[0]}: texture could not be decoded; re-download it from the release")
+    try:
+        image.load()  # decode now: a lazily opened image would otherwise fail later, inside the renderer
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ScanReadError(f"{textures[0]}: texture image cannot be decoded ({error}); "
+                            "re-download it from the release") from error
     sources: list[Path] = [obj_path, *textures]
     params = None
     for candidate in _smplx_candidates(ref):

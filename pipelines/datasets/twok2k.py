@@ -16,7 +16,8 @@ tolerant lookup above.
 
 Units and axes: synthetic subjects are metres, **y up**, facing +z. The public material about the
 release does not state its units (its loader normalises every scan by its extent), so the reader
-returns the vertices unchanged; check the height (about 1.5-2.0 in metres) before assuming metres.
+returns the vertices unchanged; preprocessing settles the unit from the height or the ``units``
+setting (:mod:`pipelines.datasets.units`).
 
 Synthetic subjects get no parameter file: they are made with Anny, not SMPL/SMPL-X.
 """

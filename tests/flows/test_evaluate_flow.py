@@ -51,11 +51,14 @@ def test_flow_writes_the_table_and_its_artifact_and_reports_a_bad_checkpoint(inp
     assert state.is_failed() and "Broken" in state.message and "absent" in state.message
     summary = state.result(raise_on_failure=False)["thuman_novel_view"]
     assert set(summary["rows"]) == {NERF_ROW, "Ours"}
-    assert set(summary["rows"]["Ours"]) == {"PSNR", "SSIM", "LPIPS"} and "FVD" in summary["missing_metrics"]
+    assert set(summary["rows"]["Ours"]) == {"PSNR@paper", "SSIM@paper", "LPIPS@paper", "PSNR@box", "SSIM@box",
+                                            "LPIPS@box"} and "FVD" in summary["missing_metrics"]
     assert (tmp_path / "thuman_novel_view.md").is_file() and (tmp_path / "thuman_novel_view.json").is_file()
     rows = _latest_table_artifact("eval-thuman-novel-view")
     assert [row["method"] for row in rows] == [NERF_ROW, "Ours"]
-    assert rows[1]["PSNR ↑"] == pytest.approx(summary["rows"]["Ours"]["PSNR"]) and rows[1]["FVD ↓"] is None
+    assert rows[1]["PSNR ↑ (paper protocol)"] == pytest.approx(summary["rows"]["Ours"]["PSNR@paper"])
+    assert rows[1]["PSNR ↑ (person box)"] == pytest.approx(summary["rows"]["Ours"]["PSNR@box"])
+    assert rows[1]["FVD ↓ (paper protocol)"] is None
 
     # the CLI entry runs the same flow; everything is cached now, so nothing is generated again
     argv = ["--clips", str(inputs.clips), "--split", str(inputs.thuman_split), "--checkpoint", f"Ours={inputs.checkpoint}",
@@ -64,6 +67,6 @@ def test_flow_writes_the_table_and_its_artifact_and_reports_a_bad_checkpoint(inp
         argv += ["--set", item]
     assert main_from_args(argv) == 0
     record = json.loads((tmp_path / "thuman_novel_view.json").read_text())
-    assert record["rows"][1]["values"]["PSNR"] == summary["rows"]["Ours"]["PSNR"]
+    assert record["rows"][1]["values"]["PSNR@box"] == summary["rows"]["Ours"]["PSNR@box"]
     assert main_from_args([*argv, "--no-prefect"]) == 0  # the plain pipeline, same cache
     assert main_from_args([*argv, "--set", "sampling.num_steps=0"]) == 2

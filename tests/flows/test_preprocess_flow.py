@@ -15,7 +15,7 @@ from shards.cli import main as shards_cli
 from shards.manifest import load_manifest
 from shards.reader import iter_shard_samples
 from shards.schema import decode
-from tests.pipelines.datasets.damage import cut_file, keep_obj_faces, set_obj_face_index, torso_only
+from tests.pipelines.datasets.damage import cut_file, keep_obj_faces, scale_obj, set_obj_face_index, torso_only
 
 
 def test_flow_writes_shards_reports_bad_subject_and_reruns_cheaply(tmp_path, synthetic_thuman_root, capsys):
@@ -83,3 +83,58 @@ def _latest_table_artifact(key: str) -> list[dict]:
     data = latest.data
     return json.loads(data) if isinstance(data, str) else data
 
+
+
+def test_bad_input_fails_on_its_first_run_naming_the_file(tmp_path, synthetic_thuman_root, monkeypatch):
+    """A truncated texture and a scan whose unit is set wrong fail on their first run, by file and reason."""
+    import flows.preprocess as flow_module
+
+    raw = tmp_path / "raw"
+    shutil.copytree(synthetic_thuman_root, raw)
+    truncated, wrong_units, _ = sorted(path.name for path in (raw / "model").iterdir())
+    cut_file(raw / "model" / truncated / "material0.jpeg", 0.4)
+    scale_obj(raw / "model" / wrong_units / f"{wrong_units}.obj", 1000.0)  # millimetres, but units=m below
+    attempts: dict[str, int] = {}
+    original = flow_module.preprocess_subject
+
+    def counting(ref, *args, **kwargs):
+        attempts[ref.subject_id] = attempts.get(ref.subject_id, 0) + 1
+        return original(ref, *args, **kwargs)
+
+    monkeypatch.setattr(flow_module, "preprocess_subject", counting)
+    config = replace(PreprocessConfig.tiny(), units="m")
+    state = preprocess(dataset="thuman", raw_root=str(raw), out_dir=str(tmp_path / "out"), config=config, limit=2,
+                       return_state=True)
+    assert state.is_failed()
+    assert attempts == {truncated: 1, wrong_units: 1}  # bad input is not retried
+    assert f"{truncated}/material0.jpeg: the texture image is truncated" in state.message
+    assert f"{wrong_units}.obj: with units=m the scan is" in state.message and "set units=mm" in state.message
+
+
+def test_retry_condition_tells_bad_input_from_transient_errors():
+    from prefect.states import Failed as FailedState
+
+    from flows.preprocess import _retry_unless_bad_input
+    from pipelines.datasets.errors import ScanReadError
+
+    def failed_with(error: BaseException):
+        return FailedState(data=error)
+
+    assert not _retry_unless_bad_input(None, None, failed_with(ScanReadError("x.obj: empty mesh")))
+    assert not _retry_unless_bad_input(None, None, failed_with(ValueError("keypoints2d: fewer than three")))
+    try:
+        try:
+            raise ScanReadError("material0.jpeg: truncated")
+        except ScanReadError as cause:
+            raise RuntimeError("renderer gave up") from cause
+    except RuntimeError as chained:
+        assert not _retry_unless_bad_input(None, None, failed_with(chained))
+    assert _retry_unless_bad_input(None, None, failed_with(OSError("NFS server not responding")))
+    assert _retry_unless_bad_input(None, None, failed_with(MemoryError()))
+
+
+def test_units_and_framing_are_flow_parameters():
+    parameters = preprocess.validate_parameters({
+        "dataset": "thuman", "raw_root": "/data/THuman2.1", "out_dir": "/data/shards",
+        "config": {"units": "mm", "framing": {"mode": "fit", "margin": 0.1}}})
+    assert parameters["config"].units == "mm" and parameters["config"].framing.mode == "fit"

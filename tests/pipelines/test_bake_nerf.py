@@ -146,6 +146,8 @@ def test_rank_prefix_and_checkpoint_helpers(tmp_path, monkeypatch, bake_inputs):
     assert trained.sha256 == info.sha256 and trained.model_dir == str(training_dir / "model")
     with pytest.raises(ValueError, match="config.json"):
         describe_checkpoint(tmp_path)
+    with pytest.raises(ValueError, match="nope does not exist"):
+        describe_checkpoint(tmp_path / "nope")
 
 
 # --------------------------------------------------------------------------------------- specs

@@ -78,7 +78,9 @@ def test_encode_clip_latents_matches_on_a_single_clip():
     latents = encode_clip_latents(model, clip, chunk_frames=1)
     assert latents.target_latents.shape == (2, 4, 8, 8)
     whole = encode_clip_latents(model, clip, chunk_frames=16)
-    np.testing.assert_array_equal(latents.target_latents, whole.target_latents)
+    # Not bit-equal: the VAE's convolutions pick other kernels for another batch size. The largest
+    # difference measured between chunks of 1 and 16 was 1.5e-5 (AMD EPYC); latents are O(0.1).
+    np.testing.assert_allclose(latents.target_latents, whole.target_latents, rtol=0, atol=1e-4)
 
 
 def test_bad_arguments(clip_dir, tmp_path):

@@ -26,6 +26,7 @@ from pipelines.evaluate import (
     load_diffusion_checkpoint,
     load_eval_config,
     main_from_args,
+    person_boxes,
     parse_checkpoint_argument,
     plan_evaluation,
     write_tables,
@@ -234,7 +235,8 @@ def test_cli_writes_complete_tables_with_records(evaluated, inputs):
         record = _record(out, stem)
         assert [row["method"] for row in record["rows"]] == [NERF_ROW, "Ours"]
         for row in record["rows"]:
-            assert set(row["values"]) == {"PSNR", "SSIM", "LPIPS", "FVD"}
+            assert set(row["values"]) == {"PSNR@paper", "SSIM@paper", "LPIPS@paper", "FVD@paper",
+                                          "PSNR@box", "SSIM@box", "LPIPS@box"}
             assert all(np.isfinite(v) for v in row["values"].values())
             assert set(row["settings"]["per_clip"]) == set(record["settings"]["clip_keys"])
             assert row["settings"]["frames_scored"] == 2 * FRAMES
@@ -245,7 +247,8 @@ def test_cli_writes_complete_tables_with_records(evaluated, inputs):
         assert record["settings"]["missing_metrics"] == {}
         assert set(record["settings"]["metric_weights"]) == {"LPIPS", "FVD"}
         csv_lines = (out / f"{stem}.csv").read_text().splitlines()
-        assert csv_lines[0] == "method,checkpoint,PSNR,SSIM,LPIPS,FVD" and len(csv_lines) == 3
+        assert csv_lines[0] == ("method,checkpoint,PSNR@paper,SSIM@paper,LPIPS@paper,FVD@paper,PSNR@box,SSIM@box,"
+                                "LPIPS@box") and len(csv_lines) == 3
     assert _record(out, "thuman_novel_view")["settings"]["protocol"]["mask_background"] is True
     assert _record(out, "2k2k_novel_view")["settings"]["protocol"]["mask_background"] is False
 
@@ -263,26 +266,34 @@ def test_values_equal_a_direct_recomputation(evaluated, inputs):
     for row, prediction in zip(record["rows"], (clip["nerf"], generated)):
         pred = composite_on_background(prediction, clip["masks"], 1.0)
         stored = row["settings"]["per_clip"][key]
-        assert stored["PSNR"] == pytest.approx(float(psnr(pred, target).mean()), rel=1e-6)
-        assert stored["SSIM"] == pytest.approx(float(ssim(pred, target).mean()), rel=1e-6)
-        assert stored["LPIPS"] == pytest.approx(float(metric(pred, target).mean()), rel=1e-5)
+        assert stored["PSNR@paper"] == pytest.approx(float(psnr(pred, target).mean()), rel=1e-6)
+        assert stored["SSIM@paper"] == pytest.approx(float(ssim(pred, target).mean()), rel=1e-6)
+        assert stored["LPIPS@paper"] == pytest.approx(float(metric(pred, target).mean()), rel=1e-5)
+        # the person box: the bounding box of each frame's true mask (28 px wide, widened to 32), nothing painted
+        boxes = person_boxes(clip["masks"])
+        assert boxes[0].tolist() == [12, 8, 44, 58]
+        raw_pred = prediction.float().clamp(0, 1)
+        assert stored["PSNR@box"] == pytest.approx(float(psnr(raw_pred, clip["frames"], box=boxes).mean()), rel=1e-6)
+        assert stored["SSIM@box"] == pytest.approx(float(ssim(raw_pred, clip["frames"], box=boxes).mean()), rel=1e-6)
+        assert stored["LPIPS@box"] == pytest.approx(float(metric(raw_pred, clip["frames"], box=boxes).mean()), rel=1e-5)
     # FVD: the Fréchet distance of the cached per-clip I3D features of the row and of the ground truth
     for row in record["rows"]:
         row_id = "nerf" if row["method"] == NERF_ROW else "ckpt-Ours"
         scores = [json.loads((out / "cache" / "thuman_novel_view" / row_id / f"{k}.json").read_text())["score"]
                   for k in record["settings"]["clip_keys"]]
         expected = frechet_distance(np.array([s["target_features"] for s in scores]), np.array([s["features"] for s in scores]))
-        assert row["values"]["FVD"] == pytest.approx(expected, rel=1e-9)
+        assert row["values"]["FVD@paper"] == pytest.approx(expected, rel=1e-9)
     # table means are the means over all scored frames
     nerf = record["rows"][0]
-    assert nerf["values"]["PSNR"] == pytest.approx(np.mean([c["PSNR"] for c in nerf["settings"]["per_clip"].values()]))
+    for key in ("PSNR@paper", "PSNR@box"):
+        assert nerf["values"][key] == pytest.approx(np.mean([c[key] for c in nerf["settings"]["per_clip"].values()]))
 
 
 def test_nerf_row_differs_from_the_model_row(evaluated):
     out, _ = evaluated
     for stem in ("thuman_novel_view", "2k2k_novel_view"):
         nerf, ours = (row["values"] for row in _record(out, stem)["rows"])
-        assert all(abs(nerf[key] - ours[key]) > 1e-6 for key in ("PSNR", "SSIM", "LPIPS", "FVD"))
+        assert all(abs(nerf[key] - ours[key]) > 1e-6 for key in nerf) and len(nerf) == 7
 
 
 def test_background_masking_changes_thuman_numbers_but_not_2k2k(evaluated, inputs):
@@ -292,8 +303,11 @@ def test_background_masking_changes_thuman_numbers_but_not_2k2k(evaluated, input
     clip = _clip_tensors(inputs, "thuman__0001__view000")  # the same images under both dataset names
     raw_psnr = float(psnr(clip["nerf"], clip["frames"]).mean())
     raw_ssim = float(ssim(clip["nerf"], clip["frames"]).mean())
-    assert twok2k["PSNR"] == pytest.approx(raw_psnr, rel=1e-9) and twok2k["SSIM"] == pytest.approx(raw_ssim, rel=1e-9)
-    assert abs(thuman["PSNR"] - raw_psnr) > 0.5 and abs(thuman["SSIM"] - raw_ssim) > 0.01
+    assert twok2k["PSNR@paper"] == pytest.approx(raw_psnr, rel=1e-9)
+    assert twok2k["SSIM@paper"] == pytest.approx(raw_ssim, rel=1e-9)
+    assert abs(thuman["PSNR@paper"] - raw_psnr) > 0.5 and abs(thuman["SSIM@paper"] - raw_ssim) > 0.01
+    # the person box never paints the background: the same under both datasets' protocols
+    assert thuman["PSNR@box"] == pytest.approx(twok2k["PSNR@box"], rel=1e-12)
 
 
 def test_rerun_skips_scored_clips_and_rescores_changed_settings(evaluated, inputs):
@@ -312,7 +326,7 @@ def test_rerun_skips_scored_clips_and_rescores_changed_settings(evaluated, input
     assert report.counts["thuman_novel_view"] == {NERF_ROW: (0, 2), "Ours": (2, 0)}
     rescored = _record(out, "thuman_novel_view")["rows"]
     assert rescored[0]["values"] == before["rows"][0]["values"]
-    assert rescored[1]["values"]["PSNR"] != before["rows"][1]["values"]["PSNR"]
+    assert rescored[1]["values"]["PSNR@paper"] != before["rows"][1]["values"]["PSNR@paper"]
 
 
 def test_missing_metric_weights_leave_the_columns_empty_with_the_reason(inputs, tmp_path, caplog):
@@ -321,12 +335,12 @@ def test_missing_metric_weights_leave_the_columns_empty_with_the_reason(inputs, 
         report = evaluate(inputs.clips, [inputs.thuman_split], [], tmp_path, config)
     assert "no LPIPS-vgg backbone weights configured" in caplog.text and "no I3D weights configured" in caplog.text
     table = report.tables["thuman_novel_view"]
-    assert set(table.rows[0].values) == {"PSNR", "SSIM"}
+    assert set(table.rows[0].values) == {"PSNR@paper", "SSIM@paper", "PSNR@box", "SSIM@box"}
     record = _record(tmp_path, "thuman_novel_view")
     assert set(record["settings"]["missing_metrics"]) == {"LPIPS", "FVD"}
     assert "metrics.lpips_weights" in record["settings"]["missing_metrics"]["LPIPS"]
     assert "| NeRF renderings |" in (tmp_path / "thuman_novel_view.md").read_text()
-    assert (tmp_path / "thuman_novel_view.md").read_text().count("–") == 2
+    assert (tmp_path / "thuman_novel_view.md").read_text().count("–") == 3  # LPIPS and FVD, LPIPS in the box
     assert record["settings"]["notes"] == ["protocol.max_clips=1: scored 1 of 2 clips"]
     with pytest.raises(FileNotFoundError, match="absent.pth"):
         evaluate(inputs.clips, [inputs.thuman_split], [], tmp_path,
@@ -339,7 +353,7 @@ def test_pose_clips_use_windows_and_score_the_frames_after_the_reference(inputs,
     table = report.tables["tiktok_novel_pose"]
     assert [row.method for row in table.rows] == [NERF_ROW, "Ours"]
     assert all(row.settings["frames_scored"] == 8 for row in table.rows)
-    assert set(table.rows[1].values) == {"PSNR", "SSIM", "LPIPS"}
+    assert set(table.rows[1].values) == {"PSNR@paper", "SSIM@paper", "LPIPS@paper", "PSNR@box", "SSIM@box", "LPIPS@box"}
     assert table.settings["missing_metrics"]["FVD"] == "FVD needs at least 9 scored frames per clip; min was 8"
     assert table.settings["protocol"] == {"task": "novel_pose", "mask_background": False, "background": None,
                                           "frames_after_reference": 8}
@@ -353,6 +367,93 @@ def test_identical_frames_give_an_infinite_psnr_that_the_record_keeps(inputs, tm
     table = build_table(plan, [row], EvalConfig.tiny())
     files = write_tables(table, tmp_path)
     record = json.loads(files.record.read_text())
-    assert record["rows"][0]["values"]["PSNR"] == "inf"
-    assert {clip["PSNR"] for clip in record["rows"][0]["settings"]["per_clip"].values()} == {"inf"}
+    assert record["rows"][0]["values"]["PSNR@paper"] == "inf"
+    assert {clip["PSNR@paper"] for clip in record["rows"][0]["settings"]["per_clip"].values()} == {"inf"}
     assert "no I3D weights configured" in record["settings"]["missing_metrics"]["FVD"]
+
+
+def _figure_clip(frames: int = 10, size: int = 64) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(ground truth, masks, a NeRF-like prediction, noise): a textured figure (body, arms, a gap between the
+    legs) on black as the scan renders are; the NeRF-like frames blurred, shifted 3 px and darker; the noise
+    a grey, faintly noisy picture like an untrained diffusion model's."""
+    import torchvision.transforms.functional as functional
+
+    generator = torch.Generator().manual_seed(0)
+    masks = torch.zeros(frames, 1, size, size)
+    for f in range(frames):
+        left = 20 + f % 3
+        masks[f, 0, 6:58, left:left + 24] = 1
+        masks[f, 0, 38:58, left + 10:left + 14] = 0
+        masks[f, 0, 14:34, left - 6:left] = 1
+        masks[f, 0, 14:34, left + 24:left + 30] = 1
+    colour = torch.rand(frames, 3, 1, 1, generator=generator) * 0.6 + 0.2
+    texture = torch.rand(frames, 3, size, size, generator=generator)
+    target = (colour + 0.35 * (texture - 0.5)).clamp(0, 1) * masks
+    nerf_like = functional.gaussian_blur(torch.roll(target, shifts=3, dims=-1), kernel_size=19, sigma=3.0) * 0.8
+    noise = (0.5 + 0.08 * torch.randn(frames, 3, size, size, generator=generator)).clamp(0, 1)
+    return target, masks, nerf_like, noise
+
+
+def test_person_box_columns_keep_noise_from_beating_a_real_prediction(inputs, tmp_path):
+    """THuman's protocol paints both backgrounds white with the TRUE mask, so a noise output loses nothing
+    around the person and can be crowned (the demo's untrained model beat the NeRF); inside the person's box,
+    where nothing is painted, the blurred prediction wins, and each column says which protocol it uses."""
+    from gas_core.metrics.table import ResultsTable
+    from pipelines.evaluate import MetricSuite, score_clip
+
+    target, masks, nerf_like, noise = _figure_clip()
+    suite = MetricSuite(lpips=None, i3d=None)
+    scores = {name: score_clip(pred, target, masks, mask_background=True, background=1.0, metrics=suite, key="c")
+              for name, pred in (("NeRF-like", nerf_like), ("Noise", noise),
+                                 ("Blurred truth", torchvision.transforms.functional.gaussian_blur(target, 7, 1.5)))}
+    means = {name: score.means() for name, score in scores.items()}
+    assert means["Noise"]["PSNR@paper"] > means["NeRF-like"]["PSNR@paper"]  # the defect the box columns expose
+    for decent in ("NeRF-like", "Blurred truth"):
+        assert means[decent]["PSNR@box"] > means["Noise"]["PSNR@box"] + 2.0
+        assert means[decent]["SSIM@box"] > means["Noise"]["SSIM@box"] + 0.03
+    # the table: both protocols side by side, labelled, best in bold per column
+    plan = plan_evaluation(inputs.clips, inputs.thuman_split, EvalConfig.tiny())
+    rows = [RowResult(name, f"ckpt-{index}", None, {}, [replace(scores[name], key=ref.key) for ref in plan.clips])
+            for index, name in enumerate(("NeRF-like", "Noise"))]
+    table = build_table(plan, rows, EvalConfig.tiny())
+    assert isinstance(table, ResultsTable)
+    lines = table.to_markdown().splitlines()
+    header = [cell.strip() for cell in lines[2].strip("|").split("|")]
+    assert header == ["Method", "PSNR ↑ (paper protocol)", "SSIM ↑ (paper protocol)", "LPIPS ↓ (paper protocol)",
+                      "FVD ↓ (paper protocol)", "PSNR ↑ (person box)", "SSIM ↑ (person box)", "LPIPS ↓ (person box)"]
+    cells = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")[1:]] for line in lines[4:6]}
+    assert cells["Noise"][0].startswith("**") and not cells["NeRF-like"][0].startswith("**")  # paper PSNR
+    assert cells["NeRF-like"][4].startswith("**") and not cells["Noise"][4].startswith("**")  # box PSNR
+    assert any(line.startswith("- *paper protocol*: ") and "painted white" in line for line in lines)
+    assert any(line.startswith("- *person box*: ") and "bounding box of its ground-truth mask" in line for line in lines)
+    record = json.loads(write_tables(table, tmp_path).record.read_text())
+    regions = {column["key"]: (column["region"], column["heading"]) for column in record["columns"]}
+    assert regions["PSNR@paper"] == ("paper", "PSNR ↑ (paper protocol)")
+    assert regions["SSIM@box"] == ("box", "SSIM ↑ (person box)")
+    assert set(record["legend"]) == {"paper", "box"}
+    assert record["rows"][1]["values"]["PSNR@box"] == pytest.approx(means["Noise"]["PSNR@box"])
+
+
+def test_person_boxes_are_the_true_masks_boxes_widened_to_32_pixels():
+    masks = torch.zeros(3, 1, 64, 48)
+    masks[0, 0, 20:30, 2:12] = 1  # 10 x 10 px at the left edge: widened to 32 x 32 inside the frame
+    masks[1, 0, 5:60, 8:44] = 1  # already larger than 32 both ways
+    assert person_boxes(masks).tolist() == [[0, 9, 32, 41], [8, 5, 44, 60], [0, 0, 48, 64]]  # empty mask: whole frame
+    with pytest.raises(ValueError, match="masks must be"):
+        person_boxes(masks[:, 0])
+
+
+def test_cached_clips_without_person_box_values_are_scored_again(evaluated, inputs, tmp_path):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(evaluated[0], out)
+    path = out / "cache" / "thuman_novel_view" / "nerf" / "thuman__0001__view000.json"
+    record = json.loads(path.read_text())
+    assert record["version"] == 2 and len(record["score"]["box_psnr"]) == FRAMES
+    for key in ("box_psnr", "box_ssim", "box_lpips"):  # what a cache written before the person box holds
+        record["score"].pop(key)
+    path.write_text(json.dumps(record))
+    report = evaluate(inputs.clips, [inputs.thuman_split], [], out, _tiny_config(inputs))
+    assert report.counts["thuman_novel_view"] == {NERF_ROW: (1, 1)}
+    assert "PSNR@box" in _record(out, "thuman_novel_view")["rows"][0]["values"]

@@ -8,6 +8,7 @@ normal-map render and its mask that render's silhouette. The plumbing does not d
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -27,7 +28,9 @@ from pipelines.generate import (
     PoseDriveConfig,
     PoseSequence,
     SingleImageGenerator,
+    check_input_files,
     drive_poses,
+    driving_video_poses,
     generate,
     guidance_scales_for,
     load_diffusion_model,
@@ -339,11 +342,12 @@ def test_diffusion_model_loads_from_save_pretrained_run_and_training_checkpoint(
 
 
 # --------------------------------------------------------------------------------------- end to end
-def test_view_mode_writes_frames_video_and_strip(tmp_path, checkpoints, reference_files):
+def test_view_mode_writes_frames_video_and_strip(tmp_path, checkpoints, reference_files, caplog):
     nerf_dir, gas_dir = checkpoints
-    config = tiny_config("num_views=5")
-    result = generate(reference_files, tmp_path / "out", nerf_checkpoint=nerf_dir, diffusion_checkpoint=gas_dir,
-                      config=config, progress=False)
+    config = tiny_config("num_views=5", "guidance.view_max=2.5")
+    with caplog.at_level(logging.INFO, logger="pipelines.generate"):
+        result = generate(reference_files, tmp_path / "out", nerf_checkpoint=nerf_dir, diffusion_checkpoint=gas_dir,
+                          config=config, progress=False)
     frames = sorted(result.frames_dir.glob("frame_*.png"))
     assert result.num_frames == 5 and len(frames) == 5
     assert np.asarray(Image.open(frames[3])).shape == (SIZE, SIZE, 3)
@@ -353,6 +357,12 @@ def test_view_mode_writes_frames_video_and_strip(tmp_path, checkpoints, referenc
     record = json.loads((tmp_path / "out" / "generation.json").read_text())
     assert record["mode"] == "view" and record["frames"] == 5 and record["config"]["num_views"] == 5
     assert record["checkpoints"]["nerf_sha256"] and record["seconds"]["total"] > 0
+    # the guidance of every written frame: triangular 1 -> 2.5 (back view) -> 1, logged and recorded
+    expected = guidance_scales_for("view", 5, config.guidance).tolist()
+    assert record["guidance_scales"] == pytest.approx(expected, abs=1e-6) and len(expected) == 5
+    assert max(record["guidance_scales"]) > 2.0 and list(result.guidance_scales) == record["guidance_scales"]
+    logged = [r.getMessage() for r in caplog.records if "guidance scale per written frame" in r.getMessage()]
+    assert logged and logged[0].endswith(" ".join(f"{value:.3g}" for value in record["guidance_scales"]))
     cameras = json.loads((tmp_path / "out" / "cameras.json").read_text())
     assert len(cameras) == 5 and np.allclose(cameras[0]["R"], json.loads(Path(reference_files.camera).read_text())["R"])
     # The NeRF row is not empty: the renderer saw the body (normal maps too).
@@ -374,6 +384,8 @@ def _run_pose_mode(tmp_path, checkpoints, reference_files, frames: int, window: 
         result = generator.generate(replace(reference_files, poses=poses), tmp_path / "pose", progress=False)
         hook.remove()
     assert result.num_frames == frames and len(list(result.frames_dir.glob("*.png"))) == frames
+    record = json.loads((tmp_path / "pose" / "generation.json").read_text())
+    assert record["guidance_scales"] == [config.guidance.pose_scale] * frames  # one per written driver frame
     smpl = json.loads((tmp_path / "pose" / "smpl.json").read_text())
     reference = json.loads(Path(reference_files.smpl).read_text())
     assert len(smpl) == frames and all(np.allclose(frame["betas"], reference["betas"]) for frame in smpl)
@@ -512,3 +524,90 @@ def test_a_driving_video_is_preprocessed_into_its_pose_sequence(tmp_path, checkp
     poses = np.load(tmp_path / "out" / "driver" / "poses.npz")
     assert poses["body_pose"].shape == (20, 23, 3) and np.abs(np.diff(poses["body_pose"], axis=0)).max() > 0
     assert is_driving_video(tmp_path / "out" / "driver" / "shards")  # the driver's video shards are kept
+
+
+# --------------------------------------------------------------------------------------- fail fast
+def _no_models(monkeypatch) -> None:
+    """Loading a model (or preprocessing a driving video) fails the test: input errors must come first."""
+    def refuse(*args, **kwargs):
+        raise RuntimeError("a model was loaded before the input files were checked")
+
+    monkeypatch.setattr(SingleImageGenerator, "open", classmethod(refuse))
+    monkeypatch.setattr("pipelines.generate.driving_video_poses", refuse)
+
+
+def test_bad_input_files_fail_before_any_model_loads(tmp_path, reference_files, monkeypatch):
+    import time
+
+    _no_models(monkeypatch)
+    models = tmp_path / "models"
+    models.mkdir()
+    Image.new("L", (10, 10)).save(tmp_path / "small_mask.png")
+    camera = json.loads(Path(reference_files.camera).read_text())
+    cases = {
+        "broken.png.*not a readable image": {"image": _write(tmp_path / "broken.png", "\x89PNG not really")},
+        "junk_mask.png.*not a readable image": {"mask": _write(tmp_path / "junk_mask.png", "junk")},
+        "small_mask.png is 10x10 but the image is 64x64": {"mask": tmp_path / "small_mask.png"},
+        "bad_smpl.json is not valid JSON": {"smpl": _write(tmp_path / "bad_smpl.json", "{betas: ")},
+        "bad_camera.json is not valid JSON": {"camera": _write(tmp_path / "bad_camera.json", "[")},
+        "camera_wide.json is for 128x64": {"camera": _write(tmp_path / "camera_wide.json",
+                                                             {**camera, "width": 128})},
+        "both an SMPL and a camera": {"camera": None},
+    }
+    config = tiny_config()
+    for message, change in cases.items():
+        started = time.perf_counter()
+        with pytest.raises(GenerateInputError, match=message):
+            generate(replace(reference_files, **change), tmp_path / "out", nerf_checkpoint=models,
+                     diffusion_checkpoint=models, config=config)
+        assert time.perf_counter() - started < 30  # (seconds; the point is that no model was loaded)
+    pose = tiny_config("mode=pose")
+    (tmp_path / "dance.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 and then nothing")
+    for message, poses in (("nope.json does not exist", tmp_path / "nope.json"),
+                           ("poses.npz is not a readable NPZ", _write(tmp_path / "poses.npz", "zip? no")),
+                           ("driving video .*dance.mp4 is not readable", tmp_path / "dance.mp4"),
+                           ("pose mode needs a pose sequence", None)):
+        with pytest.raises(GenerateInputError, match=message):
+            generate(replace(reference_files, poses=poses), tmp_path / "out", nerf_checkpoint=models,
+                     diffusion_checkpoint=models, config=pose)
+    with pytest.raises(GenerateInputError, match="NeRF checkpoint .*absent does not exist"):
+        generate(reference_files, tmp_path / "out", nerf_checkpoint=tmp_path / "absent", diffusion_checkpoint=models,
+                 config=config)
+    check_input_files(reference_files, config)  # the good files pass
+    assert not (tmp_path / "out").exists()
+
+
+def _driver_mp4(folder: Path, synthetic_tiktok_root: Path) -> Path:
+    """The synthetic walk as an MP4 of its own, without the ground truth kept aside for synthetic videos."""
+    from gas_core.videoio import write_mp4
+
+    frames = [np.asarray(Image.open(path).convert("RGB"))
+              for path in sorted((synthetic_tiktok_root / "00002" / "images").iterdir())]
+    return write_mp4(np.stack(frames), folder / "walk.mp4", 30.0)
+
+
+def test_a_driving_video_without_keypoint_weights_names_the_driver_setting_and_leaves_nothing(
+        tmp_path, reference_files, synthetic_tiktok_root, monkeypatch):
+    video = _driver_mp4(tmp_path, synthetic_tiktok_root)
+    config = tiny_config("mode=pose", "driver.segment_frames=10", "driver.min_segment_frames=6", "driver.crop_size=64")
+    with monkeypatch.context() as patch:  # before anything loads or is written
+        _no_models(patch)
+        with pytest.raises(GenerateInputError, match="walk.mp4.*set driver.keypoints.detector_weights") as caught:
+            generate(replace(reference_files, poses=video), tmp_path / "out", nerf_checkpoint=tmp_path,
+                     diffusion_checkpoint=tmp_path, config=config)
+        assert "video.keypoints" not in str(caught.value)
+        assert not (tmp_path / "out").exists()
+        with pytest.raises(GenerateInputError, match="driver.keypoints.detector_weights .*absent.pt does not exist"):
+            generate(replace(reference_files, poses=video), tmp_path / "out", nerf_checkpoint=tmp_path,
+                     diffusion_checkpoint=tmp_path,
+                     config=replace(config, driver=replace(config.driver, keypoints=replace(
+                         config.driver.keypoints, detector_weights=str(tmp_path / "absent.pt")))))
+    # The preprocessing itself (masks, then the fit) fails the same way, and takes back what it made.
+    for work_dir in (tmp_path / "fresh" / "driver", tmp_path / "rerun" / "driver"):
+        if "rerun" in str(work_dir):
+            work_dir.mkdir(parents=True)  # an earlier run's folder is kept, but nothing of this run
+        with pytest.raises(GenerateInputError, match="walk.mp4.*set driver.keypoints.detector_weights") as caught:
+            driving_video_poses(video, work_dir, config)
+        assert "video.keypoints" not in str(caught.value)
+        assert not (work_dir / "shards").exists()
+        assert work_dir.exists() == ("rerun" in str(work_dir))

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
+
+import numpy as np
 
 import pytest
 
 from gas_core.cameras import OrbitSpec
+from gas_core.render.normalize import Normalization
 from pipelines.datasets.common import ScanReadError, SubjectRef
 from pipelines.preprocess import (
     REJECTED_DIRNAME,
@@ -21,7 +25,7 @@ from pipelines.preprocess import (
 from shards.manifest import load_manifest
 from shards.reader import iter_shard_samples
 from shards.schema import decode
-from tests.pipelines.datasets.damage import cut_file, keep_obj_faces, torso_only
+from tests.pipelines.datasets.damage import cut_file, keep_obj_faces, scale_obj, torso_only
 
 _SMALL = ["orbit.num_views=4", "orbit.width=128", "orbit.height=128"]
 
@@ -151,3 +155,99 @@ def test_damaged_subject_reports_the_file_and_stages_nothing(tmp_path, synthetic
     with pytest.raises(ScanReadError, match=rf"{subject.name}\.obj: .*cut"):
         preprocess_subject(plan.todo[0], PreprocessConfig.tiny(), plan.staging_dir, plan.rejected_dir)
     assert not any(plan.staging_dir.iterdir()) and not (tmp_path / "out" / REJECTED_DIRNAME).exists()
+
+
+def _subject_of_height(raw: Path, height_m: float) -> Path:
+    """The first subject of a copied synthetic THuman root, rescaled (scan and ground truth, about the
+    origin) to stand ``height_m`` metres tall."""
+    subject = sorted((raw / "model").iterdir())[0]
+    obj = subject / f"{subject.name}.obj"
+    heights = [float(line.split()[2]) for line in obj.read_text().splitlines() if line.startswith("v ")]
+    factor = height_m / (max(heights) - min(heights))
+    scale_obj(obj, factor)
+    truth_path = raw / "_groundtruth" / f"{subject.name}.json"
+    truth = json.loads(truth_path.read_text())
+    for key in ("joints24", "coco17"):
+        truth[key] = (np.asarray(truth[key]) * factor).tolist()
+    truth_path.write_text(json.dumps(truth))
+    return subject
+
+
+_FRAMING_TEST = ["orbit.num_views=8", "orbit.width=128", "orbit.height=128",  # the paper's 3 m and 40 degrees
+                 "fit.keypoint_iterations=80", "fit.surface_iterations=15"]
+
+
+@pytest.mark.parametrize("height_m", [2.0, 1.3])
+def test_tall_and_short_subjects_are_framed_whole_and_pass_the_gates(tmp_path, synthetic_thuman_root, height_m):
+    raw = tmp_path / "raw"
+    shutil.copytree(synthetic_thuman_root, raw)
+    subject = _subject_of_height(raw, height_m)
+    config = load_preprocess_config(preset="tiny", overrides=_FRAMING_TEST)
+    plan = plan_subjects("thuman", raw, tmp_path / "out", limit=1, gates=config.gates)
+    report = preprocess_subject(plan.todo[0], config, plan.staging_dir, plan.rejected_dir)
+    assert report.status == "ok", report.error
+    assert report.quality["visible_view_fraction"] == 1.0
+    meta = json.loads((plan.staging_dir / f"thuman__{subject.name}" / "meta.json").read_text())
+    distance = meta["extra"]["orbit_distance_m"]
+    assert (distance > 3.05) if height_m >= 2.0 else (distance == 3.0)  # tall subjects are moved back, others not
+    cameras = json.loads((plan.staging_dir / f"thuman__{subject.name}" / "cameras.json").read_text())
+    assert all(np.linalg.norm(-np.asarray(c["R"]).T @ np.asarray(c["t"])) == pytest.approx(distance) for c in cameras)
+
+
+def test_a_subject_cut_off_by_the_views_is_still_rejected(tmp_path, synthetic_thuman_root):
+    """With the cameras held at 3 m (framing.mode=fixed), a 2.2 m subject leaves the images: the gate says so."""
+    raw = tmp_path / "raw"
+    shutil.copytree(synthetic_thuman_root, raw)
+    _subject_of_height(raw, 2.2)
+    short_fit = ["fit.keypoint_iterations=40", "fit.surface_iterations=5"]  # the verdict needs no precise fit
+    config = load_preprocess_config(preset="tiny", overrides=[*_FRAMING_TEST, *short_fit, "framing.mode=fixed"])
+    plan = plan_subjects("thuman", raw, tmp_path / "out", limit=1, gates=config.gates)
+    report = preprocess_subject(plan.todo[0], config, plan.staging_dir, plan.rejected_dir)
+    assert report.status == "rejected" and "visible_view_fraction" in report.rejected_by.split(",")
+    assert report.quality["visible_view_fraction"] < 0.9 and "(min 0.9)" in report.error
+
+
+def test_scan_in_millimetres_is_scaled_by_auto_units_and_refused_as_metres(tmp_path, synthetic_thuman_root):
+    raw = tmp_path / "raw"
+    shutil.copytree(synthetic_thuman_root, raw)
+    subject = sorted((raw / "model").iterdir())[0]
+    scale_obj(subject / f"{subject.name}.obj", 1000.0)  # re-exported in millimetres
+    config = load_preprocess_config(preset="tiny", overrides=[*_SMALL, "fit.keypoint_iterations=80",
+                                                              "fit.surface_iterations=15"])
+    assert config.units == "auto"
+    plan = plan_subjects("thuman", raw, tmp_path / "out", limit=1, gates=config.gates)
+    report = preprocess_subject(plan.todo[0], config, plan.staging_dir, plan.rejected_dir)
+    assert report.status == "ok", report.error
+    assert 1.4 < report.quality["height_m"] < 2.1
+    meta = json.loads((plan.staging_dir / f"thuman__{subject.name}" / "meta.json").read_text())
+    units = meta["extra"]["units"]
+    assert (units["setting"], units["unit"], units["scale"]) == ("auto", "mm", 0.001)
+    assert 1400 < units["height_in_file"] < 2100
+    # normalization.json still maps the raw file (millimetres) into the fitting frame (metres, centred)
+    normalization = Normalization.from_dict(
+        json.loads((plan.staging_dir / f"thuman__{subject.name}" / "normalization.json").read_text()))
+    raw_vertices = np.array([[float(x) for x in line.split()[1:4]]
+                             for line in (subject / f"{subject.name}.obj").read_text().splitlines() if line.startswith("v ")])
+    fitted = normalization.apply(raw_vertices)
+    assert np.ptp(fitted[:, 1]) == pytest.approx(units["height_m"], rel=1e-6)
+    np.testing.assert_allclose(fitted.min(axis=0) + fitted.max(axis=0), 0.0, atol=1e-6)
+
+    as_metres = load_preprocess_config(preset="tiny", overrides=[*_SMALL, "units=m"])
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    with pytest.raises(ScanReadError, match=rf"{subject.name}\.obj: with units=m the scan is 1\d\d\d m tall .*units=mm"):
+        preprocess_subject(plan.todo[0], as_metres, staging)
+    assert not any(staging.iterdir())
+    explicit = load_preprocess_config(preset="tiny", overrides=[*_SMALL, "units=mm", "fit.keypoint_iterations=1",
+                                                                "fit.surface_iterations=1", "gates.enforce=false"])
+    assert preprocess_subject(plan.todo[0], explicit, staging).quality["visible_view_fraction"] == 1.0
+
+
+def test_units_and_framing_settings_load_and_are_checked():
+    config = load_preprocess_config(preset="paper", overrides=["units=cm", "framing.mode=fit", "framing.margin=0.1"])
+    assert config.units == "cm" and config.framing.mode == "fit" and config.framing.margin == 0.1
+    assert PreprocessConfig.tiny().units == "auto" and PreprocessConfig.paper().framing.mode == "contain"
+    with pytest.raises(ValueError, match="units must be one of"):
+        load_preprocess_config(overrides=["units=inch"])
+    with pytest.raises(ValueError, match="mode must be one of"):
+        load_preprocess_config(overrides=["framing.mode=zoom"])

@@ -183,3 +183,21 @@ def test_too_few_values_name_no_statistical_outlier():
     assert quality_summary({"height_m": few})["height_m"]["outliers"] == []
     many = few + [("one-more", 1.83)]
     assert [key for key, _ in quality_summary({"height_m": many})["height_m"]["outliers"]] == ["short"]
+
+
+class _ClosedPipe:
+    """A stdout whose reader has gone, as `gas-shards ls DIR | head -3` leaves it."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def fileno(self) -> int:
+        raise ValueError("no file descriptor")
+
+
+def test_ls_into_a_closed_pipe_ends_quietly(shard_folder, monkeypatch):
+    monkeypatch.setattr("sys.stdout", _ClosedPipe())
+    assert main(["ls", str(shard_folder)]) == 0  # no BrokenPipeError escapes, no "error:" line is attempted

@@ -56,6 +56,7 @@ from scipy.spatial import cKDTree
 
 from gas_core.body.fit.keypoints import NUM_COCO_KEYPOINTS, validate_keypoints2d
 from gas_core.body.fit.triangulate import TriangulationResult, projection_matrices, triangulate_keypoints
+from gas_core.body.geometry import matrix_to_axis_angle
 from gas_core.body.joints import COCO17_NAMES
 from gas_core.body.limits import body_pose_limit_violation
 from gas_core.body.smpl import BodyModel, SMPLParams
@@ -386,12 +387,6 @@ def similarity_transform(source: np.ndarray, target: np.ndarray, weights: np.nda
     return scale, rotation, mu_t - scale * rotation @ mu_s
 
 
-def _rotvec_from_matrix(matrix: np.ndarray) -> np.ndarray:
-    from scipy.spatial.transform import Rotation
-
-    return Rotation.from_matrix(matrix).as_rotvec()
-
-
 def _geman_mcclure(squared: torch.Tensor, scale: float) -> torch.Tensor:
     """Unitless robust loss in [0, 1): ``r^2 / (r^2 + s^2)`` from squared residuals."""
     return squared / (squared + scale * scale)
@@ -535,7 +530,7 @@ def fit_smpl_multiview(
     target = triangulation.points[torso][torso_ok]
     scale0, rotation0, _ = similarity_transform(source, target)
     scale0 = float(np.clip(scale0, 0.5, 2.0))
-    orient0 = torch.as_tensor(_rotvec_from_matrix(rotation0)[None], dtype=dtype, device=device)
+    orient0 = torch.as_tensor(matrix_to_axis_angle(rotation0)[None], dtype=dtype, device=device)
     initial = SMPLParams(betas=rest.betas, body_pose=rest.body_pose, global_orient=orient0, transl=rest.transl,
                          scale=torch.full((1,), scale0, dtype=dtype, device=device))
     with torch.no_grad():

@@ -29,7 +29,8 @@ def test_tiny_shapes(tiny_model):
     images = torch.rand(BATCH * FRAMES, 3, 8 * LATENT, 8 * LATENT) * 2 - 1
     latents = tiny_model.encode_latents(images)
     assert latents.shape == (BATCH * FRAMES, 4, LATENT, LATENT)
-    assert torch.equal(tiny_model.encode_latents(images, chunk_size=2), latents)
+    # chunking changes the convolution batch size, so only closeness holds across CPUs (see test_cache_latents)
+    torch.testing.assert_close(tiny_model.encode_latents(images, chunk_size=2), latents, rtol=0, atol=1e-4)
     embedding = tiny_model.encode_image_embedding(images[:BATCH])
     assert embedding.shape == (BATCH, 1, tiny_model.image_encoder.config.projection_dim)
     with torch.no_grad():

@@ -119,3 +119,53 @@ def test_bad_arguments_raise_value_errors_naming_them():
         ssim(pred, target, box=torch.tensor([[0, 0, 5, 5]] * 3))
     with pytest.raises(ValueError, match="at least 11"):
         ssim(pred[..., :8, :8], target[..., :8, :8])
+
+
+def _uint8_pair(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    target = rng.integers(0, 256, size=(2, 3, 24, 20), dtype=np.uint8)
+    pred = np.clip(target.astype(np.int16) + rng.integers(-12, 13, size=target.shape), 0, 255).astype(np.uint8)
+    return pred, target
+
+
+def test_uint8_images_are_scored_on_their_0_255_scale_like_skimage():
+    pred, target = _uint8_pair(11)
+    ours_psnr = psnr(torch.from_numpy(pred), torch.from_numpy(target))
+    ours_ssim = ssim(torch.from_numpy(pred), torch.from_numpy(target))
+    for i in range(2):  # skimage takes the data range of uint8 input from its dtype (255)
+        assert ours_psnr[i].item() == pytest.approx(peak_signal_noise_ratio(target[i], pred[i]), abs=1e-9)
+        expected = structural_similarity(pred[i], target[i], gaussian_weights=True, sigma=1.5,
+                                         use_sample_covariance=False, channel_axis=0)
+        assert ours_ssim[i].item() == pytest.approx(expected, abs=1e-9)
+    assert ours_psnr.min().item() > 25.0  # +-12 grey levels of noise, not the -17 dB of raw 0-255 values
+    # the same images as 0-255 floats with data_range=255, or divided by 255, score the same
+    as_float = torch.from_numpy(pred).double(), torch.from_numpy(target).double()
+    assert torch.allclose(psnr(*as_float, data_range=255), ours_psnr, atol=1e-9)
+    assert torch.allclose(ssim(*as_float, data_range=255.0), ours_ssim, atol=1e-9)
+    assert torch.allclose(psnr(as_float[0] / 255, as_float[1] / 255), ours_psnr, atol=1e-9)
+    box = torch.tensor([[2, 3, 17, 20], [0, 0, 20, 24]])
+    assert torch.allclose(ssim(torch.from_numpy(pred), torch.from_numpy(target), box=box),
+                          ssim(as_float[0] / 255, as_float[1] / 255, box=box), atol=1e-9)
+
+
+def test_float_images_off_the_unit_scale_are_refused_naming_the_argument():
+    pred, target = _pair(12)
+    with pytest.raises(ValueError, match="pred holds values in .*not in \\[0, 1\\]"):
+        psnr(pred * 255, target)
+    with pytest.raises(ValueError, match="target holds values"):
+        ssim(pred, target * 2 - 1)
+    with pytest.raises(ValueError, match="target holds values"):
+        ssim_map(pred, target * 255)
+    nan_pred = pred.clone()
+    nan_pred[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="pred holds values"):
+        psnr(nan_pred, target)
+    with pytest.raises(ValueError, match="pred has dtype torch.int32"):
+        psnr(pred.mul(255).int(), target)
+    with pytest.raises(ValueError, match="data_range must be a positive"):
+        psnr(pred, target, data_range=0)
+    # rounding just outside [0, 1] is tolerated
+    assert torch.isfinite(psnr((pred + 5e-4), target)).all()
+    # with data_range the scale is the caller's: no range check, same values as on [0, 1]
+    assert torch.allclose(psnr(pred * 255, target * 255, data_range=255), psnr(pred, target), atol=1e-9)
+    assert torch.allclose(ssim(pred * 255, target * 255, data_range=255), ssim(pred, target), atol=1e-9)

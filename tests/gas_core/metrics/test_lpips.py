@@ -113,3 +113,13 @@ def test_vgg_wrapper_matches_lpips_package(tmp_path):
     with torch.no_grad():
         expected = reference(pred, target, normalize=True).flatten()
     assert torch.equal(metric(pred, target), expected)
+
+
+def test_uint8_input_is_scored_on_its_0_255_scale_and_off_scale_floats_are_refused(alex_metric):
+    pred, target = _images(4)
+    pred8, target8 = (pred * 255).round().to(torch.uint8), (target * 255).round().to(torch.uint8)
+    expected = alex_metric(pred8.float() / 255, target8.float() / 255)
+    assert torch.allclose(alex_metric(pred8, target8), expected, atol=1e-6)
+    assert torch.allclose(alex_metric(pred8.float(), target8.float(), data_range=255), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="pred holds values"):
+        alex_metric(pred8.float(), target)

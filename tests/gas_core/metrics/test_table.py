@@ -110,3 +110,24 @@ def test_bad_tables_are_refused(tmp_path):
     assert not list(tmp_path.iterdir())  # nothing written when the record cannot be
     with pytest.raises(ValueError, match="stem"):
         write_results_table(ResultsTable("t", "d", "x", (PSNR,), ()), tmp_path, "../t")
+
+
+def test_region_columns_are_labelled_and_their_legend_is_required():
+    from dataclasses import replace
+
+    box = replace(PSNR, region="box", region_label="person box")
+    paper = replace(PSNR, region="paper", region_label="paper protocol")
+    assert (box.key, box.heading) == ("PSNR@box", "PSNR ↑ (person box)")
+    assert grouped_columns(("THuman",), (box,))[0].key == "PSNR/THuman@box"
+    rows = (ResultRow("A", {"PSNR@paper": 21.0, "PSNR@box": 14.0}), ResultRow("B", {"PSNR@paper": 20.0, "PSNR@box": 15.0}))
+    with pytest.raises(ValueError, match="legend must explain every column region, missing \\['box', 'paper'\\]"):
+        ResultsTable("t", "thuman", "novel_view", (paper, box), rows)
+    table = ResultsTable("t", "thuman", "novel_view", (paper, box), rows,
+                         legend={"paper": "background painted", "box": "inside the mask's box"})
+    lines = table.to_markdown().splitlines()
+    assert lines[2] == "| Method | PSNR ↑ (paper protocol) | PSNR ↑ (person box) |"
+    assert lines[4:6] == ["| A | **21.00** | 14.00 |", "| B | 20.00 | **15.00** |"]
+    assert "- *person box*: inside the mask's box" in lines
+    assert table.record()["legend"] == {"paper": "background painted", "box": "inside the mask's box"}
+    with pytest.raises(ValueError, match="region must hold only"):
+        replace(PSNR, region="person box")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 
 import pytest
 import torch
@@ -99,6 +99,12 @@ def test_presets_config_and_validation():
         NeRFModelConfig(token_channels=30, transformer_heads=4)
     with pytest.raises(ValueError, match="backbone"):
         GeneralizableHumanNeRF.from_preset("tiny", backbone="vit_b_16")
+    assert paper.surface_crossings == 2 and NeRFModelConfig.tiny().surface_crossings == 2
+    for bad in (0, 1.5):
+        with pytest.raises(ValueError, match="surface_crossings"):
+            NeRFModelConfig(surface_crossings=bad)
+    with pytest.raises(ValueError, match="surface_crossings"):
+        GeneralizableHumanNeRF.from_preset("tiny", surface_crossings=0)
 
 
 def test_save_and_load_give_the_same_renders(tmp_path, posed_bodies):
@@ -119,6 +125,27 @@ def test_save_and_load_give_the_same_renders(tmp_path, posed_bodies):
     torch.testing.assert_close(again.render(reference, camera, body).opacity, before.opacity, atol=1e-6, rtol=0)
     with pytest.raises(FileNotFoundError):
         load_nerf(tmp_path / "nothing")
+
+
+def test_a_checkpoint_saved_before_surface_crossings_loads_with_the_default(tmp_path, posed_bodies):
+    import json
+
+    model = small_model(surface_crossings=1)
+    model.save_pretrained(tmp_path / "saved")
+    config_path = tmp_path / "saved" / "config.json"
+    config = json.loads(config_path.read_text())
+    assert config["surface_crossings"] == 1
+    del config["surface_crossings"]  # as written before the option existed
+    config_path.write_text(json.dumps(config))
+    loaded = load_nerf(tmp_path / "saved")
+    assert loaded.settings.surface_crossings == 2
+    assert loaded.settings == replace(model.settings, surface_crossings=2)
+    # the weights load unchanged: with one window again, the render is the original model's
+    reference = make_reference(posed_bodies, SIZE)
+    camera, body = targets(posed_bodies)
+    old = GeneralizableHumanNeRF.from_pretrained(tmp_path / "saved", surface_crossings=1).eval()
+    torch.testing.assert_close(old.render(reference, camera, body).rgb, model.render(reference, camera, body).rgb,
+                               atol=1e-6, rtol=0)
 
 
 def test_backbone_weights_load_from_a_local_file(tmp_path):
@@ -147,3 +174,51 @@ def test_encoder_batch_norm_statistics_stay_frozen_in_training(posed_bodies):
     assert not model.encoder.backbone.bn1.training and model.training
     torch.testing.assert_close(model.encoder.backbone.bn1.running_mean, before)
     assert model.encoder.backbone.bn1.weight.grad is not None
+
+
+def test_render_reaches_the_torso_behind_a_grazed_arm(monkeypatch):
+    """A hole as a trained NeRF makes it: empty space in the arm's band, the torso opaque behind it.
+
+    The body is a point cloud with identity skinning (canonical = world): a slab at z = 0 and an arm
+    0.4 m in front of it. The decoder is replaced by a field that is dense only within 4 cm of the slab.
+    A pixel whose ray passes 10 cm from the arm's axis (inside its band, missing the arm) is a hole
+    with one depth window and opaque with two.
+    """
+    from gas_core.nerf import CameraBatch, PosedBody, ReferenceView
+
+    from .test_sampling import arm_and_torso
+
+    vertices = arm_and_torso()
+    count = vertices.shape[1]
+    faces = torch.stack([torch.arange(count - 2), torch.arange(1, count - 1), torch.arange(2, count)], dim=-1)
+    body = PosedBody(vertices=vertices, joint_transforms=torch.eye(4).expand(1, 2, 4, 4).clone(), faces=faces,
+                     skinning_weights=torch.tensor([[1.0, 0.0]]).expand(count, 2).clone())
+    focal, size = 400.0, 16
+
+    def looking_down_from(x: float) -> CameraBatch:  # OpenCV camera at (x, 0, 3) looking along -z
+        R = torch.diag(torch.tensor([1.0, -1.0, -1.0]))[None]
+        K = torch.tensor([[[focal, 0.0, size / 2], [0.0, focal, size / 2], [0.0, 0.0, 1.0]]])
+        return CameraBatch(K=K, R=R, t=-(R[0] @ torch.tensor([x, 0.0, 3.0]))[None], width=size, height=size)
+
+    reference = ReferenceView(image=torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0)),
+                              mask=torch.ones(1, 1, size, size), camera=looking_down_from(0.0), body=body)
+    centre = torch.tensor([[[size / 2, size / 2]]])  # the optical axis: the ray straight down from the camera
+    opacity = {}
+    for crossings in (1, 2):
+        model = small_model(surface_crossings=crossings, samples_per_ray=12, probes_per_ray=64)
+        encoding = model.encode_reference(reference)
+        span = encoding.canonical_max - encoding.canonical_min
+
+        def torso_only(unit, view, *levels, encoding=encoding, span=span):
+            world_z = (unit[..., 2] + 1.0) / 2.0 * span[0, 2] + encoding.canonical_min[0, 2]
+            sigma_raw = torch.where(world_z.abs() < 0.04, torch.full_like(world_z, 5.0), torch.full_like(world_z, -40.0))
+            return sigma_raw, torch.full_like(unit, 0.5)  # (R, S, 3) grey
+
+        monkeypatch.setattr(model, "_decode", torso_only)
+        grazing = model(encoding, looking_down_from(0.10), body, centre)
+        beside = model(encoding, looking_down_from(0.20), body, centre)
+        opacity[crossings] = (float(grazing.opacity), float(beside.opacity))
+        assert grazing.mlp_queries == beside.mlp_queries == 12  # one ray, the same budget
+    assert opacity[1][0] < 0.05  # the hole: every sample in the arm's empty band
+    assert opacity[2][0] > 0.5  # fixed: the torso behind it is sampled
+    assert opacity[1][1] > 0.5 and abs(opacity[2][1] - opacity[1][1]) < 1e-6  # away from the arm: unchanged

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from torch import Tensor
 
 from gas_core.nerf.sampling import (
     SurfaceProximityGrid,
@@ -78,3 +79,94 @@ def test_samples_lie_in_the_band_and_rays_missing_it_get_none(posed_bodies):
                                    samples_per_ray=16, window_depth=0.3, jitter=True,
                                    generator=torch.Generator().manual_seed(0))
     assert not torch.allclose(jittered.depths, samples.depths)
+
+
+# ----------------------------------------------------------------------------------- an arm in front of the torso
+# A synthetic scene seen along -z: a "torso" slab of points in the plane z = 0 and a vertical "arm" cylinder of
+# radius ARM_RADIUS whose axis lies ARM_Z metres in front of it (towards the camera at z = +3).
+ARM_RADIUS = 0.04
+ARM_Z = 0.4
+BAND = 0.08
+CELL = 0.04
+
+
+def arm_and_torso() -> Tensor:
+    """(1, V, 3) points, metres: a 0.5 x 0.7 m slab at z = 0 (1 cm spacing) and the arm cylinder at x = 0, z = ARM_Z."""
+    xs, ys = torch.meshgrid(torch.linspace(-0.25, 0.25, 51), torch.linspace(-0.35, 0.35, 71), indexing="ij")
+    torso = torch.stack([xs, ys, torch.zeros_like(xs)], dim=-1).reshape(-1, 3)
+    angle, height = torch.meshgrid(torch.linspace(0, 2 * math.pi, 33)[:-1], torch.linspace(-0.3, 0.3, 61), indexing="ij")
+    arm = torch.stack([ARM_RADIUS * torch.cos(angle), height, ARM_Z + ARM_RADIUS * torch.sin(angle)], dim=-1)
+    return torch.cat([torso, arm.reshape(-1, 3)])[None]
+
+
+def straight_down(xs: list[float]) -> tuple[Tensor, Tensor]:
+    """Rays (N, 3) from (x, 0, 3) along -z."""
+    origins = torch.tensor([[x, 0.0, 3.0] for x in xs])
+    return origins, torch.tensor([[0.0, 0.0, -1.0]]).expand(len(xs), 3)
+
+
+def near_torso(points: Tensor) -> Tensor:
+    return points[..., 2].abs() <= BAND + CELL  # the band around z = 0, plus the grid's slack
+
+
+def near_arm(points: Tensor) -> Tensor:
+    axis_distance = torch.hypot(points[..., 0], points[..., 2] - ARM_Z)
+    return axis_distance <= ARM_RADIUS + BAND + CELL
+
+
+
+def test_a_ray_grazing_an_arm_also_samples_the_torso_behind_it():
+    grid = SurfaceProximityGrid(arm_and_torso(), band=BAND, cell_size=CELL)
+    # 10 cm from the arm's axis: 6 cm from its surface, inside its band, but missing the arm itself
+    origins, directions = straight_down([0.10])
+    batch_index = torch.zeros(1, dtype=torch.long)
+    settings = dict(probes_per_ray=64, samples_per_ray=12, window_depth=0.3)
+    old = sample_near_surface(origins, directions, batch_index, grid, surface_crossings=1, **settings)
+    new = sample_near_surface(origins, directions, batch_index, grid, surface_crossings=2, **settings)
+    # the first window covers only the arm's band: the torso, > 0.3 m behind the band entry, is never reached
+    assert old.points.shape == (1, 12, 3)
+    assert bool(near_arm(old.points).all()) and not bool(near_torso(old.points).any())
+    # two windows: samples near both surfaces, within the same budget, in depth order
+    assert new.points.shape == (1, 12, 3) and new.ray_index.tolist() == [0]
+    assert bool((near_arm(new.points) | near_torso(new.points)).all())
+    assert int(near_arm(new.points).sum()) >= 3 and int(near_torso(new.points).sum()) >= 3
+    assert bool((new.depths[:, 1:] >= new.depths[:, :-1]).all())
+    assert bool((new.nearest_vertex >= 0).all())
+    # each sample stands for the kept length / S; more is kept with the torso's band added
+    assert float(new.step) > float(old.step) > 0
+    jittered = sample_near_surface(origins, directions, batch_index, grid, surface_crossings=2, jitter=True,
+                                   generator=torch.Generator().manual_seed(3), **settings)
+    assert jittered.points.shape == (1, 12, 3) and int(near_torso(jittered.points).sum()) >= 3
+
+
+def test_extra_crossings_change_nothing_where_there_is_one_surface():
+    grid = SurfaceProximityGrid(arm_and_torso(), band=BAND, cell_size=CELL)
+    # rays beside the arm's band (|x| > 0.04 + 0.08 + slack) meet only the torso; one ray misses everything
+    origins, directions = straight_down([0.2, -0.22, 0.18, 0.6])
+    batch_index = torch.zeros(4, dtype=torch.long)
+    settings = dict(probes_per_ray=48, samples_per_ray=8, window_depth=0.3)
+    one = sample_near_surface(origins, directions, batch_index, grid, surface_crossings=1, **settings)
+    three = sample_near_surface(origins, directions, batch_index, grid, surface_crossings=3, **settings)
+    assert one.ray_index.tolist() == three.ray_index.tolist() == [0, 1, 2]
+    torch.testing.assert_close(three.depths, one.depths)
+    torch.testing.assert_close(three.step, one.step)
+    assert bool(near_torso(three.points).all())
+
+
+def test_a_ray_through_the_arm_keeps_most_samples_at_the_arm():
+    grid = SurfaceProximityGrid(arm_and_torso(), band=BAND, cell_size=CELL)
+    origins, directions = straight_down([0.0])
+    new = sample_near_surface(origins, directions, torch.zeros(1, dtype=torch.long), grid, probes_per_ray=64,
+                              samples_per_ray=12, window_depth=0.3, surface_crossings=2)
+    # the arm's band is 0.24 m deep along this ray, the torso's 0.16 m: the budget is split by length
+    assert new.points.shape == (1, 12, 3)
+    assert int(near_arm(new.points).sum()) > int(near_torso(new.points).sum()) >= 1
+
+
+def test_surface_crossings_is_validated():
+    grid = SurfaceProximityGrid(arm_and_torso(), band=BAND, cell_size=CELL)
+    origins, directions = straight_down([0.1])
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="surface_crossings"):
+            sample_near_surface(origins, directions, torch.zeros(1, dtype=torch.long), grid, probes_per_ray=8,
+                                samples_per_ray=4, window_depth=0.3, surface_crossings=bad)

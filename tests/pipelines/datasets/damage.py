@@ -70,3 +70,23 @@ def torso_only(corners: np.ndarray) -> np.ndarray:
     y = corners[..., 1]
     radial = np.linalg.norm(corners[..., [0, 2]] - centre, axis=-1)
     return np.all((y > low + 0.47 * height) & (y < low + 0.80 * height) & (radial < 0.22), axis=1)
+
+
+def scale_obj(path: Path, factor: float) -> None:
+    """Multiply every ``v`` record of an OBJ by ``factor`` (a re-export in other units: 1000 for millimetres)."""
+    out = []
+    for line in Path(path).read_bytes().split(b"\n"):
+        if line.startswith(b"v "):
+            x, y, z = (float(value) * factor for value in line.split()[1:4])
+            line = b"v %.6f %.6f %.6f" % (x, y, z)
+        out.append(line)
+    Path(path).write_bytes(b"\n".join(out))
+
+
+def scale_binary_ply(path: Path, factor: float) -> None:
+    """Rewrite a PLY (binary, colours and faces kept) with its vertex coordinates multiplied by ``factor``."""
+    import trimesh
+
+    mesh = trimesh.load(path, process=False)
+    mesh.vertices = np.asarray(mesh.vertices) * factor
+    Path(path).write_bytes(mesh.export(file_type="ply", encoding="binary"))

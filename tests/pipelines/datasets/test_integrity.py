@@ -112,6 +112,30 @@ def test_binary_ply_cut_anywhere_is_refused(twok2k, fraction):
         read_twok2k_subject(discover_twok2k(root)[0])
 
 
+@pytest.mark.parametrize("fraction", [0.5, 0.2, 0.9])
+def test_binary_ply_cut_reports_the_bytes_expected_and_found(twok2k, small_subject, fraction):
+    root, ply = twok2k
+    whole = len(ply.read_bytes())
+    cut_file(ply, fraction)
+    found = len(ply.read_bytes())
+    vertices, faces = len(small_subject.vertices), len(small_subject.faces)
+    message = (rf"00042\.ply: the file is truncated: expected (at least )?{whole} bytes for the {vertices} vertices and {faces} "
+               rf"faces its header declares, found {found} \({whole - found} missing\)")
+    with pytest.raises(ScanReadError, match=message):
+        read_twok2k_subject(discover_twok2k(root)[0])
+
+
+def test_empty_ply_is_named_empty(twok2k):
+    root, ply = twok2k
+    ply.write_bytes(b"")
+    with pytest.raises(ScanReadError, match=r"00042\.ply: empty file \(0 bytes\)"):
+        read_twok2k_subject(discover_twok2k(root)[0])
+    ply.write_bytes(b"ply\nformat binary_little_endian 1.0\nelement vertex 0\nproperty float x\nproperty float y\n"
+                    b"property float z\nelement face 0\nproperty list uchar int vertex_indices\nend_header\n")
+    with pytest.raises(ScanReadError, match=r"00042\.ply: empty mesh: the header declares 0 vertices and 0 faces"):
+        read_twok2k_subject(discover_twok2k(root)[0])
+
+
 def test_ascii_ply_cut_is_refused_and_whole_one_reads(tmp_path):
     sphere = trimesh.creation.icosphere(subdivisions=3)
     sphere.vertices *= np.array([0.25, 0.85, 0.15])

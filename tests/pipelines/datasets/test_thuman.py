@@ -124,6 +124,28 @@ def test_corrupt_and_empty_obj_are_refused(written):
         read_thuman_subject(discover_thuman(root)[0])
 
 
+def test_empty_obj_is_named_an_empty_mesh_not_a_missing_material(written):
+    root, folder = written
+    for content in (b"", b"# exported by a tool that crashed\n", b"mtllib material0.mtl\nusemtl material0\n"):
+        (folder / "0007.obj").write_bytes(content)
+        with pytest.raises(ScanReadError, match=r"0007\.obj: empty mesh: the file has no vertices and no faces") as caught:
+            read_thuman_subject(discover_thuman(root)[0])
+        assert "mtllib" not in str(caught.value)
+
+
+@pytest.mark.parametrize("fraction", [0.4, 0.9])
+def test_truncated_texture_names_the_file_and_says_truncated(written, fraction):
+    root, folder = written
+    texture = folder / "material0.jpeg"
+    data = texture.read_bytes()
+    texture.write_bytes(data[: int(len(data) * fraction)])
+    with pytest.raises(ScanReadError, match=r"material0\.jpeg: the texture image is truncated .*interrupted download"):
+        read_thuman_subject(discover_thuman(root)[0])
+    texture.write_bytes(b"not a jpeg at all")
+    with pytest.raises(ScanReadError, match=r"material0\.jpeg: the texture image cannot be decoded .*not a readable image"):
+        read_thuman_subject(discover_thuman(root)[0])
+
+
 def test_obj_without_texture_coordinates_is_refused(written):
     root, folder = written
     plain = trimesh.creation.box()
