@@ -46,7 +46,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from gas_core.body.smpl import BodyModel  # noqa: E402
+from gas_core.body.smpl import BodyModel, SMPLParams  # noqa: E402
 from gas_core.cameras import OrbitSpec, orbit_cameras  # noqa: E402
 from gas_core.diffusion import GASModel  # noqa: E402
 from gas_core.nerf import GeneralizableHumanNeRF  # noqa: E402
@@ -56,7 +56,6 @@ from pipelines.generate import (  # noqa: E402
     GenerateConfig,
     GenerateInputs,
     SingleImageGenerator,
-    smpl_batch,
     load_generate_config,
     resolve_dtype,
 )
@@ -70,7 +69,7 @@ def make_reference(folder: Path, body_model: BodyModel, size: int) -> GenerateIn
             "transl": [0.0, 0.0, 0.0], "scale": 1.0, "body_model": body_model.label}
     camera = orbit_cameras(OrbitSpec(num_views=1, distance=2.6, width=size, height=size, target=(0.0, -0.2, 0.0)))[0]
     with torch.no_grad():
-        vertices = body_model(smpl_batch([smpl])).vertices[0].double().cpu().numpy()
+        vertices = body_model(SMPLParams.from_records([smpl])).vertices[0].double().cpu().numpy()
     with NormalMapRenderer(width=size, height=size) as renderer:
         normal_map = renderer.render(vertices, body_model.faces.cpu().numpy().astype(np.int64), camera)
     mask = normal_map_foreground(normal_map)

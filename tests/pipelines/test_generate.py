@@ -533,7 +533,7 @@ def _no_models(monkeypatch) -> None:
         raise RuntimeError("a model was loaded before the input files were checked")
 
     monkeypatch.setattr(SingleImageGenerator, "open", classmethod(refuse))
-    monkeypatch.setattr("pipelines.generate.driving_video_poses", refuse)
+    monkeypatch.setattr("pipelines.generate.run.driving_video_poses", refuse)
 
 
 def test_bad_input_files_fail_before_any_model_loads(tmp_path, reference_files, monkeypatch):
