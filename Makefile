@@ -11,7 +11,7 @@ export PREFECT_LOGGING_LEVEL ?= WARNING
 export YOLO_CONFIG_DIR ?= $(CURDIR)/.cache/ultralytics
 DEMO_OUT ?= out/demo
 
-.PHONY: setup demo test test-slow test-all bench docs clean
+.PHONY: setup demo test test-slow test-all bench bench-gpu docs clean
 
 setup:
 	@VENV=$(VENV) bash scripts/bootstrap.sh
@@ -31,6 +31,12 @@ test-all: setup
 
 bench: setup
 	$(PY) benchmarks/bench_render.py
+
+# All paper-size GPU figures in one run (docs/benchmarks.md): sets the machine up, times that, then measures.
+# Extra options through BENCH_GPU_ARGS, e.g. make bench-gpu BENCH_GPU_ARGS="--budget 400".
+bench-gpu:
+	@start=$$(date +%s); $(MAKE) --no-print-directory setup && \
+	$(PY) benchmarks/gpu_suite.py --setup-seconds $$(( $$(date +%s) - start )) $(BENCH_GPU_ARGS)
 
 # The documentation site (docs/, mkdocs.yml) into site/; a broken link or anchor fails the build.
 docs: setup

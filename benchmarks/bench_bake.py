@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import resource
 import sys
 import tempfile
@@ -40,13 +39,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-os.environ.setdefault("GAS_CACHE_DIR", str(REPO_ROOT / ".cache"))
-
-from gas_core.render.gl import configure_headless_gl  # noqa: E402
-
-configure_headless_gl()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import repo_setup  # noqa: E402, F401 - first: the repository on sys.path, GAS_CACHE_DIR's default, headless GL
 
 import psutil  # noqa: E402
 import torch  # noqa: E402

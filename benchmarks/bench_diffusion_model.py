@@ -12,17 +12,17 @@ built on ``torch.device("meta")``, so no weights are allocated. Timings: the ``t
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 
 from gas_core.diffusion import GASConditions, GASModel, GASModelPreset, GenerationMode, svd_added_time_ids  # noqa: E402
+from timing import median_seconds  # noqa: E402
 
 
 def count(module: torch.nn.Module) -> int:
@@ -49,16 +49,6 @@ def paper_parameter_rows() -> list[tuple[str, str, str]]:
         ("model total", f"{trainable + count(vae) + count(image_encoder):,}", ""),
     ]
     return rows
-
-
-def median_seconds(function, repeats: int) -> float:
-    function()  # warm-up
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def milliseconds(function, repeats: int) -> str:

@@ -14,10 +14,8 @@ warm-up. The Fréchet distance is timed once per pair of feature sets of the pap
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -27,25 +25,17 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 
 import torchvision  # noqa: E402
 
 from gas_core.metrics.fvd import I3DFeatureExtractor, InceptionI3d, frechet_distance, load_i3d  # noqa: E402
 from gas_core.metrics.image import mask_bounding_box, psnr, ssim  # noqa: E402
 from gas_core.metrics.lpips import LPIPSMetric  # noqa: E402
+from timing import median_seconds  # noqa: E402
 
 FRAMES = 20
 SIZE = 512
-
-
-def median_seconds(function: Callable[[], object], repeats: int) -> float:
-    function()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -21,17 +21,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-os.environ.setdefault("GAS_CACHE_DIR", str(REPO_ROOT / ".cache"))
-
-from nerf_data import make_synthetic_shards  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# nerf_data puts the repository on sys.path, sets GAS_CACHE_DIR's default and configures headless GL.
+from nerf_data import REPO_ROOT, make_synthetic_shards  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

@@ -9,18 +9,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import sys
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-os.environ.setdefault("GAS_CACHE_DIR", str(REPO_ROOT / ".cache"))
-
-from gas_core.render.gl import configure_headless_gl  # noqa: E402
-
-configure_headless_gl()
+from repo_setup import REPO_ROOT  # noqa: F401 - first: the repository on sys.path, GAS_CACHE_DIR's default, headless GL
 
 from pipelines.preprocess import PreprocessConfig, pack_staged_subjects, plan_subjects, preprocess_subject  # noqa: E402
 from pipelines.synth import synthesize_dataset  # noqa: E402

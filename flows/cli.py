@@ -136,6 +136,18 @@ def _add_config_arguments(parser: argparse.ArgumentParser, example: str) -> None
                         help=f"override a config field, e.g. --set {example} (repeatable)")
 
 
+#: Commands whose arguments (``--help`` included) go unparsed to the stage's own command line.
+_PASS_THROUGH = {"train-nerf": _cmd_train_nerf, "bake-nerf": _cmd_bake_nerf, "eval": _cmd_eval,
+                 "generate": _cmd_generate}
+
+
+def _add_pass_through(commands: argparse._SubParsersAction, name: str, help: str) -> None:
+    """A command of :data:`_PASS_THROUGH`: its arguments are kept, unparsed, for the stage's own parser."""
+    command = commands.add_parser(name, add_help=False, help=help)
+    command.add_argument("args", nargs=argparse.REMAINDER)
+    command.set_defaults(func=_PASS_THROUGH[name])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gas", description="GAS data pipeline and trainer")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -170,26 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--limit", type=int, help="process at most this many subjects (videos)")
     pre.set_defaults(func=_cmd_preprocess)
 
-    # train-nerf and bake-nerf hand their arguments to their own parsers (which import torch: kept out of `gas --help`)
-    train_nerf = commands.add_parser("train-nerf", add_help=False,
-                                     help="train the generalizable human NeRF on subject shards (--help for its options)")
-    train_nerf.add_argument("args", nargs=argparse.REMAINDER)
-    train_nerf.set_defaults(func=_cmd_train_nerf)
-
-    bake = commands.add_parser("bake-nerf", add_help=False,
-                               help="bake NeRF renderings and normal maps into clip shards (flows/bake_nerf.py; --help for its options)")
-    bake.add_argument("args", nargs=argparse.REMAINDER)
-    bake.set_defaults(func=_cmd_bake_nerf)
-
-    evaluate = commands.add_parser("eval", add_help=False,
-                                   help="score diffusion checkpoints on the test splits (flow evaluate; --help for its options)")
-    evaluate.add_argument("args", nargs=argparse.REMAINDER)
-    evaluate.set_defaults(func=_cmd_eval)
-
-    generate = commands.add_parser("generate", add_help=False,
-                                   help="novel views or poses from one image (--help for its options)")
-    generate.add_argument("args", nargs=argparse.REMAINDER)
-    generate.set_defaults(func=_cmd_generate)
+    # train-nerf, bake-nerf, eval and generate hand their arguments to their own parsers (which import torch: kept
+    # out of `gas --help`)
+    _add_pass_through(commands, "train-nerf",
+                      "train the generalizable human NeRF on subject shards (--help for its options)")
+    _add_pass_through(commands, "bake-nerf",
+                      "bake NeRF renderings and normal maps into clip shards (flows/bake_nerf.py; --help for its options)")
+    _add_pass_through(commands, "eval",
+                      "score diffusion checkpoints on the test splits (flow evaluate; --help for its options)")
+    _add_pass_through(commands, "generate", "novel views or poses from one image (--help for its options)")
 
     cache = commands.add_parser("cache-latents", help="write a copy of clip shards with cached VAE latents and CLIP embeddings")
     cache.add_argument("in_dir", help="clip shard folder (or manifest, glob, URL)")
@@ -234,11 +235,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--preset", choices=["tiny", "paper"], default="paper")
     demo.set_defaults(func=_cmd_demo)
     return parser
-
-
-#: Commands whose arguments (``--help`` included) go unparsed to the stage's own command line.
-_PASS_THROUGH = {"train-nerf": _cmd_train_nerf, "bake-nerf": _cmd_bake_nerf, "eval": _cmd_eval,
-                 "generate": _cmd_generate}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from gas_core.diffusion import GASModel
+from gas_core.presets import PaperDefaults
 from pipelines.config import load_config
 from pipelines.train_diffusion import ModelSourceConfig
 from shards.manifest import existing_keys, load_manifest
@@ -42,11 +43,13 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class CacheLatentsConfig:
+class CacheLatentsConfig(PaperDefaults):
     """The model whose VAE / CLIP encoder make the latents, and how to run and write them.
 
     ``chunk_frames``: images per VAE call; ``precision``: dtype the encoders run in on a GPU
     (float32 on CPU); ``prefix`` / ``max_count`` / ``max_size``: output shard naming and limits.
+
+    Preset ``paper()`` (the defaults): SVD 1.1's VAE and CLIP encoder, float16 on a GPU.
     """
 
     model: ModelSourceConfig = ModelSourceConfig(preset=None, base_svd_dir="models/stable-video-diffusion-img2vid-xt-1-1")
@@ -61,11 +64,6 @@ class CacheLatentsConfig:
             raise ValueError(f"chunk_frames must be >= 1, got {self.chunk_frames}")
         if self.precision not in ("float32", "bfloat16", "float16"):
             raise ValueError(f"precision must be float32, bfloat16 or float16, got {self.precision!r}")
-
-    @classmethod
-    def paper(cls) -> "CacheLatentsConfig":
-        """SVD 1.1's VAE and CLIP encoder, float16 on a GPU."""
-        return cls()
 
     @classmethod
     def tiny(cls) -> "CacheLatentsConfig":

@@ -45,6 +45,7 @@ from gas_core.body.fit.keypoints import ProjectedKeypoints, UltralyticsPoseDetec
 from gas_core.body.smpl import BodyModel, SMPLParams
 from gas_core.cameras import OrbitSpec
 from gas_core.fileio import atomic_directory, atomic_write_bytes
+from gas_core.presets import PaperDefaults
 from gas_core.render.framing import OrbitFraming
 from gas_core.render.normalize import Normalization
 from gas_core.render.normals import NormalMapRenderer
@@ -122,8 +123,9 @@ class ShardConfig:
 
 
 @dataclass(frozen=True)
-class VideoKeypointConfig:
-    """Where the 2D keypoints of video frames come from.
+class VideoKeypointConfig(KeypointConfig):
+    """Where the 2D keypoints of video frames come from: the fields of :class:`KeypointConfig`, with
+    more noise and dropped points by default.
 
     ``detector_weights``: a local ultralytics pose model (COCO-17), run in the tracked person's box.
     When it is None, the ground-truth keypoints of synthetic videos stand in, with ``noise_px``
@@ -131,10 +133,8 @@ class VideoKeypointConfig:
     naming this setting).
     """
 
-    detector_weights: str | None = None
     noise_px: float = 3.0
     drop_prob: float = 0.05
-    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,7 @@ class VideoConfig:
 
 
 @dataclass(frozen=True)
-class PreprocessConfig:
+class PreprocessConfig(PaperDefaults):
     """Everything the scan preprocessing needs; presets :meth:`tiny` (CPU, seconds) and :meth:`paper`.
 
     ``units``: the length unit of the raw scans, ``"auto"`` (default: inferred from each scan's height,
@@ -213,6 +213,8 @@ class PreprocessConfig:
     quality bounds a subject must meet to be packed (:class:`pipelines.quality.QualityGates`).
     ``video``: the settings of video datasets (``tiktok``, ``mvhumannet``; :class:`VideoConfig`); the
     scan settings above do not apply to them, except ``shards``, ``body_model_path`` and ``workers``.
+
+    Preset ``paper()`` (the defaults): the paper's setting: 20 views at 1024x1024.
     """
 
     orbit: OrbitSpec = OrbitSpec()
@@ -230,11 +232,6 @@ class PreprocessConfig:
     def __post_init__(self) -> None:
         if self.units not in UNITS_SETTINGS:
             raise ValueError(f"units must be one of {UNITS_SETTINGS}, got {self.units!r}")
-
-    @classmethod
-    def paper(cls) -> "PreprocessConfig":
-        """The paper's setting: 20 views at 1024x1024."""
-        return cls()
 
     @classmethod
     def tiny(cls) -> "PreprocessConfig":
@@ -345,7 +342,18 @@ def _review_rejected(ref: SubjectRef, folder: Path, staging_dir: Path, gates: Qu
 
 # --------------------------------------------------------------------------------------- one subject
 @dataclass(frozen=True)
-class SubjectReport:
+class _ItemReport:
+    """The fields every per-item report of this stage starts with (:class:`SubjectReport`, and
+    ``pipelines.preprocess_video.VideoReport``): the item, its ``status`` and the ``error`` text."""
+
+    dataset: str
+    subject_id: str
+    status: str
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class SubjectReport(_ItemReport):
     """Outcome of one subject.
 
     ``status``: "ok" (staged for packing), "failed" (bad input or an error: ``error`` names the file
@@ -354,10 +362,6 @@ class SubjectReport:
     holds the measured :class:`pipelines.quality.QualityValues` (None where not measured).
     """
 
-    dataset: str
-    subject_id: str
-    status: str
-    error: str = ""
     render_s: float = 0.0
     fit_s: float = 0.0
     write_s: float = 0.0

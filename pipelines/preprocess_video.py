@@ -49,7 +49,15 @@ from gas_core.segment import VideoMasker, VideoMasks, mask_box
 from gas_core.videoio import VideoReadError
 from pipelines.datasets.errors import ScanReadError
 from pipelines.datasets.tiktok import VideoRef, discover_videos, iter_ref_frames, resampled_indices, video_info
-from pipelines.preprocess import STAGING_DIRNAME, PreprocessConfig, VideoConfig, _body_model, _thread_renderer, table_value
+from pipelines.preprocess import (
+    STAGING_DIRNAME,
+    PreprocessConfig,
+    VideoConfig,
+    _body_model,
+    _ItemReport,
+    _thread_renderer,
+    table_value,
+)
 from shards.manifest import existing_keys
 from shards.schema import VideoSample, encode, make_key
 
@@ -132,7 +140,7 @@ def plan_videos(dataset: str, raw_root: Path, out_dir: Path, *, limit: int | Non
 
 # --------------------------------------------------------------------------------------- report
 @dataclass(frozen=True)
-class VideoReport:
+class VideoReport(_ItemReport):
     """Outcome of one video.
 
     ``status``: "ok" (segments staged; ``error`` lists dropped segments, if any) or "failed" (bad input:
@@ -143,10 +151,6 @@ class VideoReport:
     joint error of the fit, millimetres); timings in seconds.
     """
 
-    dataset: str
-    subject_id: str
-    status: str
-    error: str = ""
     frames: int = 0
     segments: int = 0
     dropped: int = 0

@@ -47,6 +47,7 @@ from typing import Any, Literal, Mapping, Sequence
 import numpy as np
 
 from gas_core.fileio import atomic_write_bytes
+from gas_core.presets import PaperDefaults
 from pipelines.datasets.common import ScanReadError, numeric_first
 from pipelines.datasets.layouts import dataset_layout
 from shards.schema import make_key
@@ -226,22 +227,20 @@ class VideoSplitConfig:
 
 
 @dataclass(frozen=True)
-class SplitsConfig:
+class SplitsConfig(PaperDefaults):
     """The test splits of all four datasets; presets :meth:`paper` and :meth:`tiny`.
 
     Load with ``pipelines.config.load_config(SplitsConfig, "splits.yaml", preset="paper",
     overrides=["thuman.holdout.selection=seeded", "thuman.holdout.seed=3"])``.
+
+    Preset ``paper()`` (the defaults): the paper's splits (see the module docstring for the ids chosen where
+    it lists none).
     """
 
     thuman: ScanSplitConfig = ScanSplitConfig(HoldOut("last", count=100), NovelViewProtocol(mask_background=True))
     twok2k: ScanSplitConfig = ScanSplitConfig(HoldOut("last", count=50), NovelViewProtocol(mask_background=False))
     tiktok: VideoSplitConfig = VideoSplitConfig(HoldOut("range", first_id=335, last_id=340, id_width=5))
     mvhumannet: VideoSplitConfig = VideoSplitConfig(HoldOut("last", count=48))
-
-    @classmethod
-    def paper(cls) -> "SplitsConfig":
-        """The paper's splits (see the module docstring for the ids chosen where it lists none)."""
-        return cls()
 
     @classmethod
     def tiny(cls) -> "SplitsConfig":

@@ -21,7 +21,7 @@ from pipelines.datasets.common import SubjectRef
 from pipelines.datasets.thuman import write_thuman_subject
 from pipelines.datasets.twok2k import write_twok2k_subject
 
-__all__ = ["synthesize_dataset", "subject_seed", "subject_id_for"]
+__all__ = ["synthesize_dataset", "subject_seed", "subject_id_for", "check_at_least"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,13 @@ _SEED_STRIDE = 100003
 def subject_seed(seed: int, index: int) -> int:
     """Seed of subject ``index`` in a run seeded with ``seed``."""
     return seed * _SEED_STRIDE + index
+
+
+def check_at_least(**bounds: tuple[int, int]) -> None:
+    """Raise ValueError naming the first ``name=(value, minimum)`` whose value is below its minimum (in the given order)."""
+    for name, (value, minimum) in bounds.items():
+        if value < minimum:
+            raise ValueError(f"{name} must be {'non-negative' if minimum == 0 else f'at least {minimum}'}, got {value}")
 
 
 def subject_id_for(kind: Literal["thuman", "2k2k"], index: int) -> str:
@@ -66,12 +73,7 @@ def synthesize_dataset(
     """
     if kind not in ("thuman", "2k2k"):
         raise ValueError(f"kind must be 'thuman' or '2k2k', got {kind!r}")
-    if num_subjects < 1:
-        raise ValueError(f"num_subjects must be at least 1, got {num_subjects}")
-    if seed < 0:
-        raise ValueError(f"seed must be non-negative, got {seed}")
-    if texture_size < 8:
-        raise ValueError(f"texture_size must be at least 8, got {texture_size}")
+    check_at_least(num_subjects=(num_subjects, 1), seed=(seed, 0), texture_size=(texture_size, 8))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     refs: list[SubjectRef] = []

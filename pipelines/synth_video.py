@@ -49,6 +49,7 @@ from gas_core.synth.humans import sample_subject_spec
 from gas_core.synth.motion import MotionSpec, SubjectMotion, make_motion
 from pipelines.datasets.common import GROUNDTRUTH_DIRNAME, groundtruth_record
 from pipelines.datasets.mvhumannet import camera_name, write_mvhumannet_capture
+from pipelines.synth import check_at_least, subject_seed
 
 __all__ = [
     "SynthVideoTiming",
@@ -64,7 +65,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_SEED_STRIDE = 100003
 _TEXTURE_SIZE = 256
 
 
@@ -251,20 +251,14 @@ def read_video_groundtruth(root: Path, video_id: str) -> tuple[dict, dict[str, n
 
 
 def _check_run(seed: int, size: int, **counts: int) -> None:
-    for name, value in counts.items():
-        if value < 1:
-            raise ValueError(f"{name} must be at least 1, got {value}")
-    if size < 16:
-        raise ValueError(f"size must be at least 16, got {size}")
-    if seed < 0:
-        raise ValueError(f"seed must be non-negative, got {seed}")
+    check_at_least(**{name: (value, 1) for name, value in counts.items()}, size=(size, 16), seed=(seed, 0))
 
 
 def _motion_for(index: int, seed: int, num_frames: int, fps: float, *, in_place: bool) -> MotionSpec:
     kind = ("dance", "walk", "turn")[index % 3]
     rng = np.random.default_rng([seed, index, 0x71C])
     heading = float(rng.choice([-90.0, 90.0])) if kind == "walk" else float(rng.uniform(-20.0, 20.0))
-    return MotionSpec(kind, num_frames=num_frames, fps=fps, seed=seed * _SEED_STRIDE + index,
+    return MotionSpec(kind, num_frames=num_frames, fps=fps, seed=subject_seed(seed, index),
                       walk_speed=0.2 if in_place else 0.5, heading_deg=heading)
 
 
@@ -311,10 +305,10 @@ def synthesize_tiktok(out_dir: Path, *, num_videos: int, num_frames: int, fps: f
             continue
         start = time.perf_counter()
         spec = _motion_for(index, seed, num_frames, fps, in_place=False)
-        motion = make_motion(sample_subject_spec(seed * _SEED_STRIDE + index), spec, texture_size=_TEXTURE_SIZE)
+        motion = make_motion(sample_subject_spec(subject_seed(seed, index)), spec, texture_size=_TEXTURE_SIZE)
         camera = fit_camera(motion.vertices[:, ::7].reshape(-1, 3), size)
         recorder = _FrameRecorder(motion, {"camera": camera})
-        frames = recorder.frames(backdrop(size, size, seed * _SEED_STRIDE + index))
+        frames = recorder.frames(backdrop(size, size, subject_seed(seed, index)))
         if as_mp4:
             from gas_core.videoio import write_mp4
 
@@ -372,7 +366,7 @@ def synthesize_mvhumannet(out_dir: Path, *, num_subjects: int, num_cameras: int,
             continue
         start = time.perf_counter()
         spec = _motion_for(index, seed, num_frames, fps, in_place=True)
-        motion = make_motion(sample_subject_spec(seed * _SEED_STRIDE + index), spec, texture_size=_TEXTURE_SIZE)
+        motion = make_motion(sample_subject_spec(subject_seed(seed, index)), spec, texture_size=_TEXTURE_SIZE)
         cameras = {camera_name(c): camera for c, camera in enumerate(ring_cameras(num_cameras, size, target_height=-0.1))}
         recorder = _FrameRecorder(motion, cameras)
         smpl = motion.smpl
@@ -382,7 +376,7 @@ def synthesize_mvhumannet(out_dir: Path, *, num_subjects: int, num_cameras: int,
             fits.append({"Rh": smpl.global_orient[f], "Th": origin_transl[f],
                          "poses": np.concatenate([np.zeros(3), smpl.body_pose[f].reshape(-1)]), "shapes": smpl.betas})
         with atomic_directory(out_dir / video_id) as staging:
-            write_mvhumannet_capture(staging, cameras, recorder.frames(backdrop(size, size, seed * _SEED_STRIDE + index)),
+            write_mvhumannet_capture(staging, cameras, recorder.frames(backdrop(size, size, subject_seed(seed, index))),
                                      fits, body_model_label=OPEN_BODY_MODEL_LABEL)
             recorder.write(out_dir, video_id)
         seconds += time.perf_counter() - start

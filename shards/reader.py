@@ -26,7 +26,7 @@ import logging
 import os
 import tarfile
 from collections.abc import Iterator, Mapping, Sequence
-from typing import IO, Any
+from typing import IO, Any, TypedDict, Unpack
 
 import numpy as np
 import torch
@@ -41,6 +41,7 @@ __all__ = [
     "MODE_ONE_HOT",
     "SamplePipeline",
     "ShardReadError",
+    "StreamOptions",
     "SubjectPipeline",
     "SubjectTensorDecoder",
     "clip_to_tensors",
@@ -364,80 +365,83 @@ class SamplePipeline(webdataset.DataPipeline):
 SubjectPipeline = SamplePipeline
 
 
+class StreamOptions(TypedDict, total=False):
+    """Keyword options shared by :func:`make_subject_pipeline` and :func:`make_clip_pipeline` (typed ``**options``)."""
+
+    shuffle: int
+    resampled: bool
+    epoch_length: int | None
+    split_by_node: bool
+    split_by_worker: bool
+    seed: int
+    skip_corrupt: bool
+
+
 def make_subject_pipeline(
     urls_or_manifest: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
-    shuffle: int = 0,
-    resampled: bool = False,
-    epoch_length: int | None = None,
-    split_by_node: bool = True,
-    split_by_worker: bool = True,
     decode_to_tensors: bool = True,
-    seed: int = 0,
-    skip_corrupt: bool = False,
+    **options: Unpack[StreamOptions],
 ) -> SamplePipeline:
     """Streaming pipeline of subject samples (call :meth:`SamplePipeline.set_epoch` each epoch).
 
     Args:
         urls_or_manifest: shard folder (uses its manifest), ``manifest.json``, glob, brace pattern,
             shard path/URL, or a list of these (see :func:`resolve_shard_urls`).
-        shuffle: sample shuffle buffer size (0 = keep shard order); also shuffles the shard order
-            per epoch (same order on every rank and worker, so the split stays a partition).
-        resampled: draw shards with replacement forever (seeded by ``seed``, rank, worker and
-            epoch); rank and worker splitting are then not needed and are skipped.
-        epoch_length: samples per epoch **per worker** (``with_epoch``); required for finite
-            epochs with ``resampled=True``. Without resampling it repeats/truncates the data.
-        split_by_node: give each distributed rank every ``world_size``-th shard.
-        split_by_worker: give each DataLoader worker every ``num_workers``-th shard.
         decode_to_tensors: yield :func:`subject_to_tensors` dicts (views float32 (N, 3, H, W) in
             [0, 1], plus ``__key__``/``__url__``); False yields :class:`SubjectSample` (uint8 numpy).
-        seed: seed of the shard order / resampling and of the shuffle buffer.
-        skip_corrupt: warn and skip unreadable shards instead of raising :class:`ShardReadError`.
+        **options: the streaming options, all keyword-only (defaults in brackets):
+
+            - ``shuffle`` (0): sample shuffle buffer size (0 = keep shard order); also shuffles the
+              shard order per epoch (same order on every rank and worker, so the split stays a partition).
+            - ``resampled`` (False): draw shards with replacement forever (seeded by ``seed``, rank,
+              worker and epoch); rank and worker splitting are then not needed and are skipped.
+            - ``epoch_length`` (None): samples per epoch **per worker** (``with_epoch``); required for
+              finite epochs with ``resampled=True``. Without resampling it repeats/truncates the data.
+            - ``split_by_node`` (True): give each distributed rank every ``world_size``-th shard.
+            - ``split_by_worker`` (True): give each DataLoader worker every ``num_workers``-th shard.
+            - ``seed`` (0): seed of the shard order / resampling and of the shuffle buffer.
+            - ``skip_corrupt`` (False): warn and skip unreadable shards instead of raising
+              :class:`ShardReadError`.
 
     Every sample's schema tag is checked; an unknown name or version raises
     :class:`shards.schema.SchemaVersionError` naming shard and sample.
     """
-    return _make_pipeline(urls_or_manifest, SubjectTensorDecoder(decode_to_tensors), shuffle=shuffle,
-                          resampled=resampled, epoch_length=epoch_length, split_by_node=split_by_node,
-                          split_by_worker=split_by_worker, seed=seed, skip_corrupt=skip_corrupt)
+    return _make_pipeline(urls_or_manifest, SubjectTensorDecoder(decode_to_tensors), **options)
 
 
 def make_clip_pipeline(
     urls_or_manifest: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
     modes: Sequence[str] | None = None,
-    shuffle: int = 0,
-    resampled: bool = False,
-    epoch_length: int | None = None,
-    split_by_node: bool = True,
-    split_by_worker: bool = True,
     decode_to_tensors: bool = True,
-    seed: int = 0,
-    skip_corrupt: bool = False,
+    **options: Unpack[StreamOptions],
 ) -> SamplePipeline:
-    """Streaming pipeline of clip samples; arguments as :func:`make_subject_pipeline`.
+    """Streaming pipeline of clip samples; arguments (and streaming ``options``) as :func:`make_subject_pipeline`.
 
     ``modes`` keeps only clips of these modes (``("view",)``, ``("pose",)``; None keeps all), so a
     trainer can build one pipeline per mode and mix them at its own ratio. ``decode_to_tensors``
     yields :func:`clip_to_tensors` dicts, False yields :class:`ClipSample`.
     """
-    return _make_pipeline(urls_or_manifest, ClipTensorDecoder(decode_to_tensors, modes), shuffle=shuffle,
-                          resampled=resampled, epoch_length=epoch_length, split_by_node=split_by_node,
-                          split_by_worker=split_by_worker, seed=seed, skip_corrupt=skip_corrupt)
+    return _make_pipeline(urls_or_manifest, ClipTensorDecoder(decode_to_tensors, modes), **options)
 
 
 def _make_pipeline(
     urls_or_manifest: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     decoder: Any,
     *,
-    shuffle: int,
-    resampled: bool,
-    epoch_length: int | None,
-    split_by_node: bool,
-    split_by_worker: bool,
-    seed: int,
-    skip_corrupt: bool,
+    shuffle: int = 0,
+    resampled: bool = False,
+    epoch_length: int | None = None,
+    split_by_node: bool = True,
+    split_by_worker: bool = True,
+    seed: int = 0,
+    skip_corrupt: bool = False,
 ) -> SamplePipeline:
+    """The pipeline of :func:`make_subject_pipeline` / :func:`make_clip_pipeline`: shards -> ``decoder`` -> samples.
+
+    The keyword arguments are the streaming options documented in :func:`make_subject_pipeline`.
+    """
     if shuffle < 0:
         raise ValueError(f"shuffle must be >= 0, got {shuffle}")
     if epoch_length is not None and epoch_length < 1:

@@ -532,53 +532,45 @@ _SMPL_KEYS = (
     JsonKey("body_model", JsonKind.STRING),
 )
 
+
+def _png(name: str, description: str, *, stem: str | None = None, gray: bool = False, required: bool = True) -> FieldSpec:
+    """A PNG field, RGB or single channel (``gray``): one image per view named ``{stem}07.png`` when
+    ``stem`` is given, else one image ``{name}.png``."""
+    encoding = Encoding.PNG_GRAY if gray else Encoding.PNG_RGB
+    if stem is None:
+        return FieldSpec(name, f"{name}.png", encoding, required=required, description=description)
+    return FieldSpec(name, stem, encoding, per_view=True, required=required, description=description)
+
+
+def _json(name: str, json_keys: tuple[JsonKey, ...], description: str, *, per_view: bool = False) -> FieldSpec:
+    """A JSON field ``{name}.json``: one dict, or a list of N dicts when ``per_view``."""
+    return FieldSpec(name, f"{name}.json", Encoding.JSON, per_view=per_view, json_keys=json_keys, description=description)
+
+
+def _optional_npy(name: str, dtype: str, shape: tuple[int | str | None, ...], description: str) -> FieldSpec:
+    """An optional ``.npy`` field ``{name}.npy`` of ``dtype`` and ``shape``."""
+    return FieldSpec(name, f"{name}.npy", Encoding.NPY, required=False, dtype=dtype, shape=shape, description=description)
+
+
 SUBJECT_SCHEMA = SampleSchema(
     name="subject",
     version=1,
     description="One subject seen from N calibrated views, with masks, SMPL fit and normalisation.",
     fields=(
-        FieldSpec("views", "view", Encoding.PNG_RGB, per_view=True, description="RGB views, uint8 (N, H, W, 3)"),
-        FieldSpec("masks", "mask", Encoding.PNG_GRAY, per_view=True, description="foreground masks, uint8 (N, H, W), 0/255"),
-        FieldSpec(
-            "cameras",
-            "cameras.json",
-            Encoding.JSON,
-            per_view=True,
-            description="OpenCV cameras: K pixels, world-to-camera R, t metres",
-            json_keys=_CAMERA_KEYS,
-        ),
-        FieldSpec(
-            "smpl",
-            "smpl.json",
-            Encoding.JSON,
-            description="SMPL parameters (axis-angle radians, metres) and the body model that produced them",
-            json_keys=_SMPL_KEYS,
-        ),
-        FieldSpec(
+        _png("views", "RGB views, uint8 (N, H, W, 3)", stem="view"),
+        _png("masks", "foreground masks, uint8 (N, H, W), 0/255", stem="mask", gray=True),
+        _json("cameras", _CAMERA_KEYS, "OpenCV cameras: K pixels, world-to-camera R, t metres", per_view=True),
+        _json("smpl", _SMPL_KEYS, "SMPL parameters (axis-angle radians, metres) and the body model that produced them"),
+        _json(
             "normalization",
-            "normalization.json",
-            Encoding.JSON,
-            description="world -> normalised frame: x_norm = (x - center) * scale",
-            json_keys=(JsonKey("center", JsonKind.ARRAY, shape=(3,)), JsonKey("scale", JsonKind.NUMBER)),
+            (JsonKey("center", JsonKind.ARRAY, shape=(3,)), JsonKey("scale", JsonKind.NUMBER)),
+            "world -> normalised frame: x_norm = (x - center) * scale",
         ),
-        FieldSpec("meta", "meta.json", Encoding.JSON, json_keys=_META_KEYS, description="dataset, subject_id, source paths, extra"),
-        FieldSpec(
-            "normals",
-            "normal",
-            Encoding.PNG_RGB,
-            per_view=True,
-            required=False,
-            description="optional SMPL normal maps per view, uint8 (N, H, W, 3), n = rgb / 127.5 - 1",
-        ),
-        FieldSpec(
-            "keypoints",
-            "keypoints.npy",
-            Encoding.NPY,
-            required=False,
-            dtype="float32",
-            shape=("N", None, 3),
-            description="optional 2D keypoints per view, float32 (N, J, 3): x, y pixels and confidence",
-        ),
+        _json("meta", _META_KEYS, "dataset, subject_id, source paths, extra"),
+        _png("normals", "optional SMPL normal maps per view, uint8 (N, H, W, 3), n = rgb / 127.5 - 1", stem="normal",
+             required=False),
+        _optional_npy("keypoints", "float32", ("N", None, 3),
+                      "optional 2D keypoints per view, float32 (N, J, 3): x, y pixels and confidence"),
     ),
 )
 
@@ -593,51 +585,38 @@ CLIP_SCHEMA = SampleSchema(
         "their NeRF renderings and SMPL normal maps, per-frame cameras and SMPL, in view or pose mode."
     ),
     fields=(
-        FieldSpec("frames", "frame", Encoding.PNG_RGB, per_view=True,
-                  description="ground-truth target frames, uint8 (N, H, W, 3)"),
-        FieldSpec("nerf", "nerf", Encoding.PNG_RGB, per_view=True,
-                  description="generalizable-NeRF renderings of the target frames, uint8 (N, H, W, 3), black background"),
-        FieldSpec("normals", "normal", Encoding.PNG_RGB, per_view=True,
-                  description="SMPL normal maps of the target frames (official GAS encoding), uint8 (N, H, W, 3)"),
-        FieldSpec("masks", "mask", Encoding.PNG_GRAY, per_view=True,
-                  description="ground-truth foreground masks of the target frames, uint8 (N, H, W), 0/255"),
-        FieldSpec("nerf_masks", "nerf_mask", Encoding.PNG_GRAY, per_view=True, required=False,
-                  description="optional NeRF accumulated opacity per frame, uint8 (N, H, W), 0..255"),
-        FieldSpec("reference", "reference.png", Encoding.PNG_RGB,
-                  description="the reference (input) image, uint8 (H, W, 3)"),
-        FieldSpec("reference_mask", "reference_mask.png", Encoding.PNG_GRAY,
-                  description="foreground mask of the reference image, uint8 (H, W), 0/255"),
-        FieldSpec("cameras", "cameras.json", Encoding.JSON, per_view=True, json_keys=_CAMERA_KEYS,
-                  description="per-frame OpenCV cameras: K pixels, world-to-camera R, t metres"),
-        FieldSpec("reference_camera", "reference_camera.json", Encoding.JSON, json_keys=_CAMERA_KEYS,
-                  description="camera of the reference image"),
-        FieldSpec("smpl", "smpl.json", Encoding.JSON, per_view=True, json_keys=_SMPL_KEYS,
-                  description="per-frame SMPL parameters (identical for all frames of a view clip)"),
-        FieldSpec("reference_smpl", "reference_smpl.json", Encoding.JSON, json_keys=_SMPL_KEYS,
-                  description="SMPL parameters of the reference image"),
-        FieldSpec(
+        _png("frames", "ground-truth target frames, uint8 (N, H, W, 3)", stem="frame"),
+        _png("nerf", "generalizable-NeRF renderings of the target frames, uint8 (N, H, W, 3), black background",
+             stem="nerf"),
+        _png("normals", "SMPL normal maps of the target frames (official GAS encoding), uint8 (N, H, W, 3)",
+             stem="normal"),
+        _png("masks", "ground-truth foreground masks of the target frames, uint8 (N, H, W), 0/255", stem="mask",
+             gray=True),
+        _png("nerf_masks", "optional NeRF accumulated opacity per frame, uint8 (N, H, W), 0..255", stem="nerf_mask",
+             gray=True, required=False),
+        _png("reference", "the reference (input) image, uint8 (H, W, 3)"),
+        _png("reference_mask", "foreground mask of the reference image, uint8 (H, W), 0/255", gray=True),
+        _json("cameras", _CAMERA_KEYS, "per-frame OpenCV cameras: K pixels, world-to-camera R, t metres", per_view=True),
+        _json("reference_camera", _CAMERA_KEYS, "camera of the reference image"),
+        _json("smpl", _SMPL_KEYS, "per-frame SMPL parameters (identical for all frames of a view clip)", per_view=True),
+        _json("reference_smpl", _SMPL_KEYS, "SMPL parameters of the reference image"),
+        _json(
             "meta",
-            "meta.json",
-            Encoding.JSON,
-            description="dataset, subject_id, mode, reference_index, frame_indices, source, extra",
-            json_keys=_META_KEYS + (
+            _META_KEYS + (
                 JsonKey("mode", JsonKind.STRING, choices=CLIP_MODES),
                 JsonKey("reference_index", JsonKind.INTEGER),
                 JsonKey("frame_indices", JsonKind.ARRAY, shape=("N",)),
             ),
+            "dataset, subject_id, mode, reference_index, frame_indices, source, extra",
         ),
-        FieldSpec("target_latents", "target_latents.npy", Encoding.NPY, required=False, dtype="float16",
-                  shape=("N", 4, None, None),
-                  description="optional cached VAE latents of the frames, float16 (N, 4, H/8, W/8), SCALED by the VAE factor"),
-        FieldSpec("nerf_latents", "nerf_latents.npy", Encoding.NPY, required=False, dtype="float16",
-                  shape=("N", 4, None, None),
-                  description="optional cached VAE latents of the NeRF frames, float16 (N, 4, H/8, W/8), UNSCALED"),
-        FieldSpec("reference_latent", "reference_latent.npy", Encoding.NPY, required=False, dtype="float16",
-                  shape=(4, None, None),
-                  description="optional cached VAE latent of the reference image, float16 (4, H/8, W/8), UNSCALED"),
-        FieldSpec("image_embedding", "image_embedding.npy", Encoding.NPY, required=False, dtype="float16",
-                  shape=(1, None),
-                  description="optional cached CLIP image embedding of the reference, float16 (1, D)"),
+        _optional_npy("target_latents", "float16", ("N", 4, None, None),
+                      "optional cached VAE latents of the frames, float16 (N, 4, H/8, W/8), SCALED by the VAE factor"),
+        _optional_npy("nerf_latents", "float16", ("N", 4, None, None),
+                      "optional cached VAE latents of the NeRF frames, float16 (N, 4, H/8, W/8), UNSCALED"),
+        _optional_npy("reference_latent", "float16", (4, None, None),
+                      "optional cached VAE latent of the reference image, float16 (4, H/8, W/8), UNSCALED"),
+        _optional_npy("image_embedding", "float16", (1, None),
+                      "optional cached CLIP image embedding of the reference, float16 (1, D)"),
     ),
 )
 
@@ -653,20 +632,14 @@ VIDEO_SCHEMA = SampleSchema(
         "camera-major: image i is camera i // T at frame i % T (N = C * T)."
     ),
     fields=(
-        FieldSpec("frames", "frame", Encoding.PNG_RGB, per_view=True,
-                  description="video frames, uint8 (N, H, W, 3), N = C * T, camera-major"),
-        FieldSpec("masks", "mask", Encoding.PNG_GRAY, per_view=True,
-                  description="foreground masks of the frames, uint8 (N, H, W), 0/255 (0 everywhere: no person found)"),
-        FieldSpec("cameras", "cameras.json", Encoding.JSON, per_view=True, json_keys=_CAMERA_KEYS,
-                  description="OpenCV camera of every image: K pixels, world-to-camera R, t metres"),
-        FieldSpec("smpl", "smpl.json", Encoding.JSON, per_view=True, json_keys=_SMPL_KEYS,
-                  description="SMPL parameters of every image (equal for the C images of one frame)"),
-        FieldSpec(
+        _png("frames", "video frames, uint8 (N, H, W, 3), N = C * T, camera-major", stem="frame"),
+        _png("masks", "foreground masks of the frames, uint8 (N, H, W), 0/255 (0 everywhere: no person found)",
+             stem="mask", gray=True),
+        _json("cameras", _CAMERA_KEYS, "OpenCV camera of every image: K pixels, world-to-camera R, t metres", per_view=True),
+        _json("smpl", _SMPL_KEYS, "SMPL parameters of every image (equal for the C images of one frame)", per_view=True),
+        _json(
             "video",
-            "video.json",
-            Encoding.JSON,
-            description="layout of the segment: kind, cameras C, frames T, fps, segment index, source frame numbers",
-            json_keys=(
+            (
                 JsonKey("kind", JsonKind.STRING, choices=VIDEO_KINDS),
                 JsonKey("num_cameras", JsonKind.INTEGER),
                 JsonKey("num_frames", JsonKind.INTEGER),
@@ -675,13 +648,13 @@ VIDEO_SCHEMA = SampleSchema(
                 JsonKey("source_frames", JsonKind.ARRAY, shape=(None,)),
                 JsonKey("camera_names", JsonKind.ANY, required=False),
             ),
+            "layout of the segment: kind, cameras C, frames T, fps, segment index, source frame numbers",
         ),
-        FieldSpec("meta", "meta.json", Encoding.JSON, json_keys=_META_KEYS,
-                  description="dataset, subject_id (the sequence), source paths, extra (status per frame, quality)"),
-        FieldSpec("normals", "normal", Encoding.PNG_RGB, per_view=True, required=False,
-                  description="optional SMPL normal maps per image, uint8 (N, H, W, 3), official GAS encoding"),
-        FieldSpec("keypoints", "keypoints.npy", Encoding.NPY, required=False, dtype="float32", shape=("N", None, 3),
-                  description="optional 2D keypoints per image, float32 (N, J, 3): x, y pixels and confidence"),
+        _json("meta", _META_KEYS, "dataset, subject_id (the sequence), source paths, extra (status per frame, quality)"),
+        _png("normals", "optional SMPL normal maps per image, uint8 (N, H, W, 3), official GAS encoding", stem="normal",
+             required=False),
+        _optional_npy("keypoints", "float32", ("N", None, 3),
+                      "optional 2D keypoints per image, float32 (N, J, 3): x, y pixels and confidence"),
     ),
 )
 

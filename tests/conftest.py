@@ -29,6 +29,18 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_gpu)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a module of small-model tests (fastest, and the machine is shared): use it with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def open_body_model_dir() -> Path:
     """Folder with the open (Anny-derived) body model's ``SMPL_NEUTRAL.pkl``, built once and cached."""

@@ -3,62 +3,31 @@
 Model: :class:`GASModel` (frozen VAE + CLIP image encoder, trainable :class:`GASDenoiser`);
 conditions: :class:`GASConditions`, :class:`NormalConditionEncoder`, :class:`NeRFConditionEncoder`,
 :class:`GenerationMode`; the UNet: :class:`GASUNet`; sizes: :class:`GASModelPreset`; the official
-release's checkpoint layout: :mod:`gas_core.diffusion.official`.
+release's checkpoint layout: :mod:`gas_core.diffusion.official`. The EDM training maths of SVD's
+parametrisation (noise levels, preconditioning, loss weight, augmentation) is :mod:`gas_core.diffusion.edm`;
+sampling (EDM Euler steps with per-frame classifier-free guidance and sliding windows) is
+:func:`sample_latents`.
+
+The package exports its submodules' public names (their ``__all__``) but for the few listed in
+``_SUBMODULE_ONLY`` (SVD's noise constants, the UNet's mode count, tensor helpers), which are
+imported from their submodule.
 """
 
-from gas_core.diffusion.conditions import (
-    GASConditions,
-    GenerationMode,
-    NeRFConditionEncoder,
-    NormalConditionEncoder,
-    svd_added_time_ids,
-)
-from gas_core.diffusion.model import GASDenoiser, GASModel
-from gas_core.diffusion.presets import ConditionEncoderSize, GASModelPreset, ImageEncoderSize, UNetSize, VAESize
-from gas_core.diffusion.unet import GASUNet
+from gas_core.diffusion import conditions, edm, model, presets, sampler, unet
+from gas_core.diffusion.conditions import *  # noqa: F403
+from gas_core.diffusion.edm import *  # noqa: F403
+from gas_core.diffusion.model import *  # noqa: F403
+from gas_core.diffusion.presets import *  # noqa: F403
+from gas_core.diffusion.sampler import *  # noqa: F403
+from gas_core.diffusion.unet import *  # noqa: F403
 
-__all__ = [
-    "GASConditions",
-    "GenerationMode",
-    "NeRFConditionEncoder",
-    "NormalConditionEncoder",
-    "svd_added_time_ids",
-    "GASDenoiser",
-    "GASModel",
-    "GASUNet",
-    "GASModelPreset",
-    "UNetSize",
-    "VAESize",
-    "ImageEncoderSize",
-    "ConditionEncoderSize",
-]
+#: Public names of the submodules that the package does not re-export.
+_SUBMODULE_ONLY = frozenset({
+    "DENOISER_PARTS",  # model
+    "NUM_MODES",  # unet
+    "SVD_SIGMA_LOG_MEAN", "SVD_SIGMA_LOG_STD", "SVD_NOISE_AUG_LOG_MEAN", "SVD_NOISE_AUG_LOG_STD", "append_dims",  # edm
+    "SVD_SAMPLING_SIGMA_MIN", "SVD_SAMPLING_SIGMA_MAX", "SVD_SAMPLING_RHO",  # sampler
+})
 
-# EDM training maths of SVD's parametrisation (noise levels, preconditioning, loss weight, augmentation).
-from gas_core.diffusion.edm import (  # noqa: E402
-    EDMPreconditioning,
-    add_noise,
-    denoise,
-    denoising_loss,
-    edm_loss_weight,
-    edm_preconditioning,
-    karras_sigmas,
-    noise_augment,
-    sample_log_normal_sigmas,
-)
-
-__all__ += [
-    "EDMPreconditioning",
-    "add_noise",
-    "denoise",
-    "denoising_loss",
-    "edm_loss_weight",
-    "edm_preconditioning",
-    "karras_sigmas",
-    "noise_augment",
-    "sample_log_normal_sigmas",
-]
-
-# Sampling: EDM Euler steps with per-frame classifier-free guidance and sliding windows.
-from gas_core.diffusion.sampler import sample_latents  # noqa: E402
-
-__all__ += ["sample_latents"]
+__all__ = [name for module in (conditions, model, unet, presets, edm, sampler) for name in module.__all__
+           if name not in _SUBMODULE_ONLY]

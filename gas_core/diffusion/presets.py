@@ -14,6 +14,7 @@ from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from gas_core.diffusion.conditions import NeRFConditionEncoder, NormalConditionEncoder
 from gas_core.diffusion.unet import GASUNet
+from gas_core.presets import PaperDefaults
 
 __all__ = ["UNetSize", "VAESize", "ImageEncoderSize", "ConditionEncoderSize", "GASModelPreset"]
 
@@ -125,8 +126,12 @@ class ConditionEncoderSize:
 
 
 @dataclass(frozen=True)
-class GASModelPreset:
-    """All sizes of a GAS model plus the clip it is made for (``num_frames`` frames of ``image_size`` pixels)."""
+class GASModelPreset(PaperDefaults):
+    """All sizes of a GAS model plus the clip it is made for (``num_frames`` frames of ``image_size`` pixels).
+
+    Preset ``paper()`` (the defaults): SVD-xt 1.1 img2vid sizes (about 1.5 B UNet parameters), 512x512, 20
+    frames.
+    """
 
     unet: UNetSize = field(default_factory=UNetSize)
     vae: VAESize = field(default_factory=VAESize)
@@ -134,11 +139,6 @@ class GASModelPreset:
     conditions: ConditionEncoderSize = field(default_factory=ConditionEncoderSize)
     image_size: int = 512
     num_frames: int = 20
-
-    @classmethod
-    def paper(cls) -> "GASModelPreset":
-        """SVD-xt 1.1 img2vid sizes (about 1.5 B UNet parameters), 512x512, 20 frames."""
-        return cls()
 
     @classmethod
     def tiny(cls) -> "GASModelPreset":

@@ -42,6 +42,7 @@ from gas_core.nerf.encoder import ImageEncoder
 from gas_core.nerf.lbs import apply_affine, invert_affine, vertex_normals, vertex_transforms
 from gas_core.nerf.sampling import SurfaceProximityGrid, camera_rays, pixel_centers, sample_near_surface
 from gas_core.nerf.types import CameraBatch, NeRFRender, PosedBody, ReferenceView
+from gas_core.presets import PaperDefaults
 
 __all__ = ["NeRFModelConfig", "GeneralizableHumanNeRF", "ReferenceEncoding", "PixelRender", "load_nerf"]
 
@@ -49,7 +50,7 @@ _OCCLUSION_SCALE = 0.1  # metres: depth differences against the reference depth 
 
 
 @dataclass(frozen=True)
-class NeRFModelConfig:
+class NeRFModelConfig(PaperDefaults):
     """Hyperparameters of :class:`GeneralizableHumanNeRF` (the same names as its constructor).
 
     Sizes: ``image_size`` the training resolution (rendering works at any size); ``backbone`` a
@@ -65,6 +66,9 @@ class NeRFModelConfig:
     ``sigma = density_scale * softplus(raw + density_bias)`` per metre.
     ``visibility_resolution`` is the reference depth buffer's size, ``occlusion_tolerance`` (metres)
     how far behind it a vertex still counts as visible. ``chunk_rays`` bounds the rays per chunk.
+
+    Preset ``paper()`` (the defaults): SHERF's sizes: 512 px, ResNet18, 32-channel tokens (3 per level), a
+    128-wide 8-layer MLP skipping at 4.
     """
 
     image_size: int = 512
@@ -120,11 +124,6 @@ class NeRFModelConfig:
             raise ValueError(f"triplane_resolution must be a power of two >= 4, got {self.triplane_resolution}")
         if self.volume_resolution < 4:
             raise ValueError(f"volume_resolution must be >= 4, got {self.volume_resolution}")
-
-    @classmethod
-    def paper(cls) -> "NeRFModelConfig":
-        """SHERF's sizes: 512 px, ResNet18, 32-channel tokens (3 per level), a 128-wide 8-layer MLP skipping at 4."""
-        return cls()
 
     @classmethod
     def tiny(cls) -> "NeRFModelConfig":

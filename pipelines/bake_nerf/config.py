@@ -10,6 +10,7 @@ from typing import Literal
 
 import torch
 
+from gas_core.presets import PaperDefaults
 from pipelines.config import load_config
 
 
@@ -95,22 +96,20 @@ class BakeShardConfig:
 
 
 @dataclass(frozen=True)
-class BakeConfig:
+class BakeConfig(PaperDefaults):
     """Everything the bake needs; presets :meth:`paper` (512x512, 20 frames) and :meth:`tiny` (CPU tests).
 
     ``body_model_path``: folder with ``SMPL_NEUTRAL.pkl`` (None: ``$GAS_BODY_MODEL_PATH`` or the open
     body model); it must be the model the subject shards were fitted with (checked by label).
+
+    Preset ``paper()`` (the defaults): the paper's clips: 512x512, 20 frames, 4 orthogonal references; bf16
+    autocast on CUDA.
     """
 
     clip: ClipConfig = ClipConfig()
     render: NeRFRenderConfig = NeRFRenderConfig()
     shards: BakeShardConfig = BakeShardConfig()
     body_model_path: str | None = None
-
-    @classmethod
-    def paper(cls) -> "BakeConfig":
-        """The paper's clips: 512x512, 20 frames, 4 orthogonal references; bf16 autocast on CUDA."""
-        return cls()
 
     @classmethod
     def tiny(cls) -> "BakeConfig":

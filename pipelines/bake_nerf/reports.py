@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
@@ -24,8 +24,22 @@ class SubjectBakeReport:
         return row
 
 
+class _ClipTotals:
+    """``clips_written`` and ``clips_skipped`` of a report: the sums over the reports in its field ``_PARTS``."""
+
+    _PARTS: ClassVar[str]
+
+    @property
+    def clips_written(self) -> int:
+        return sum(part.clips_written for part in getattr(self, self._PARTS))
+
+    @property
+    def clips_skipped(self) -> int:
+        return sum(part.clips_skipped for part in getattr(self, self._PARTS))
+
+
 @dataclass
-class ShardBakeReport:
+class ShardBakeReport(_ClipTotals):
     """Outcome of one input shard: its subjects, the output shards written and, when the input shard
     could not be read to the end, ``error`` (subjects read before the damage are kept)."""
 
@@ -36,13 +50,7 @@ class ShardBakeReport:
     error: str = ""
     skipped: bool = False
 
-    @property
-    def clips_written(self) -> int:
-        return sum(report.clips_written for report in self.subjects)
-
-    @property
-    def clips_skipped(self) -> int:
-        return sum(report.clips_skipped for report in self.subjects)
+    _PARTS = "subjects"
 
     @property
     def failed(self) -> list[SubjectBakeReport]:
@@ -54,7 +62,7 @@ class ShardBakeReport:
 
 
 @dataclass
-class BakeReport:
+class BakeReport(_ClipTotals):
     """Outcome of one rank's bake."""
 
     rank: int
@@ -63,13 +71,7 @@ class BakeReport:
     seconds: float = 0.0
     frames: int = 0
 
-    @property
-    def clips_written(self) -> int:
-        return sum(shard.clips_written for shard in self.shards)
-
-    @property
-    def clips_skipped(self) -> int:
-        return sum(shard.clips_skipped for shard in self.shards)
+    _PARTS = "shards"
 
     @property
     def problems(self) -> list[str]:

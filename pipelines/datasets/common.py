@@ -30,6 +30,7 @@ __all__ = [
     "GROUNDTRUTH_DIRNAME",
     "atomic_write_bytes",
     "numeric_first",
+    "subject_folders",
     "check_mesh_file",
     "load_mesh_file",
     "load_parameter_file",
@@ -86,6 +87,20 @@ class RawScan:
 def numeric_first(name: str) -> tuple[int, int, str]:
     """Sort key putting numeric ids first, in numeric order (``"2"`` before ``"10"``), then the rest by name."""
     return (0, int(name), name) if name.isdigit() else (1, 0, name)
+
+
+def subject_folders(dataset: str, base: Path, suffix: str) -> list[SubjectRef]:
+    """The subjects of a scan dataset: folders ``<id>`` under ``base`` holding ``<id><suffix>``, sorted by id.
+
+    Numeric ids come first in numeric order (:func:`numeric_first`); folders starting with ``.`` or ``_``
+    (in-progress writes, ground truth) are skipped. An empty list when there is none.
+    """
+    refs = [
+        SubjectRef(dataset, folder.name, folder)
+        for folder in Path(base).iterdir()
+        if folder.is_dir() and not folder.name.startswith((".", "_")) and (folder / f"{folder.name}{suffix}").is_file()
+    ]
+    return sorted(refs, key=lambda ref: numeric_first(ref.subject_id))
 
 
 def check_mesh_file(path: Path, dataset_hint: str) -> "MeshFileCounts | None":

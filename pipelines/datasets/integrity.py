@@ -107,10 +107,20 @@ def _last_record_is_complete(line: bytes, corner_format: tuple[bool, bool] | Non
     return True  # comments, groups, materials: any text is a record
 
 
-def _resolve(indices: np.ndarray, count: int) -> np.ndarray:
-    """OBJ indices (1-based; negative counts back from the end) -> 0-based; out of range -> -1."""
+def _resolve(path: Path, indices: np.ndarray, count: int, noun: str, counted: str, listed: str) -> np.ndarray:
+    """OBJ indices (1-based; negative counts back from the end) into ``count`` records -> 0-based.
+
+    An index out of range refuses the file: "faces index {noun} that do not exist (index i, the file has
+    {count} {counted}): part of the {listed} list is missing".
+    """
     resolved = np.where(indices > 0, indices - 1, count + indices)
-    return np.where((indices != 0) & (resolved >= 0) & (resolved < count), resolved, -1)
+    valid = (indices != 0) & (resolved >= 0) & (resolved < count)
+    if not np.all(valid):
+        raise ScanReadError(
+            f"{path}: faces index {noun} that do not exist (index {indices[np.flatnonzero(~valid)[0]]}, the file has "
+            f"{count} {counted}): part of the {listed} list is missing; {_REDOWNLOAD}"
+        )
+    return resolved
 
 
 def check_obj_file(path: Path) -> MeshFileCounts:
@@ -174,21 +184,9 @@ def check_obj_file(path: Path) -> MeshFileCounts:
     except ValueError as error:
         raise ScanReadError(f"{path}: a face index is not an integer ({error}); the file is damaged, {_REDOWNLOAD}") from error
     numbers = numbers.reshape(len(corners), fields_per_corner)
-    vertex_index = _resolve(numbers[:, 0], num_vertices)
-    if np.any(vertex_index < 0):
-        bad = numbers[np.flatnonzero(vertex_index < 0)[0], 0]
-        raise ScanReadError(
-            f"{path}: faces index vertices that do not exist (index {bad}, the file has {num_vertices} vertices): "
-            f"part of the vertex list is missing; {_REDOWNLOAD}"
-        )
+    vertex_index = _resolve(path, numbers[:, 0], num_vertices, "vertices", "vertices", "vertex")
     if corner_format[0]:
-        uv_index = _resolve(numbers[:, 1], num_uv)
-        if np.any(uv_index < 0):
-            bad = numbers[np.flatnonzero(uv_index < 0)[0], 1]
-            raise ScanReadError(
-                f"{path}: faces index texture coordinates that do not exist (index {bad}, the file has {num_uv} "
-                f"'vt' records): part of the texture-coordinate list is missing; {_REDOWNLOAD}"
-            )
+        _resolve(path, numbers[:, 1], num_uv, "texture coordinates", "'vt' records", "texture-coordinate")
     _unreferenced_check(path, vertex_index, num_vertices)
     return MeshFileCounts(vertices=num_vertices, triangles=int((corners_per_face - 2).sum()), texture_coordinates=num_uv)
 
@@ -254,6 +252,35 @@ def _parse_ply_header(path: Path, data: bytes) -> tuple[str, tuple[_PlyElement, 
     return file_format, parsed, newline + 1
 
 
+def _binary_row(data: bytes, start: int, element: _PlyElement, order: str, *, available: int | None = None,
+                missing_length: int | None = None) -> tuple[list[tuple[_PlyProperty, int, int]], int, bool]:
+    """Walk one binary row of ``element`` that begins at byte ``start``.
+
+    Returns its lists as (property, offset of the first item, length), the offset where the row ends, and
+    whether every list count could be read. A count that ends past ``available`` bytes (default: all of
+    ``data``) stops the walk there (the end is then where that count would end), or, with
+    ``missing_length``, is taken to be that length and the walk goes on.
+    """
+    available = len(data) if available is None else available
+    lists, position, complete = [], start, True
+    for prop in element.properties:
+        size = np.dtype(prop.dtype).itemsize
+        if prop.count_dtype is None:
+            position += size
+            continue
+        count_dtype = np.dtype(order + prop.count_dtype)
+        if position + count_dtype.itemsize <= available:
+            length = int(np.frombuffer(data, count_dtype, 1, position)[0])
+        elif missing_length is None:
+            return lists, position + count_dtype.itemsize, False
+        else:
+            length, complete = missing_length, False
+        position += count_dtype.itemsize
+        lists.append((prop, position, length))
+        position += length * size
+    return lists, position, complete
+
+
 def _binary_face_indices(path: Path, data: bytes, offset: int, element: _PlyElement, order: str
                          ) -> tuple[np.ndarray | None, np.ndarray | None, int]:
     """Walk a binary element with list properties: (vertex indices, corners per face, bytes used).
@@ -263,18 +290,10 @@ def _binary_face_indices(path: Path, data: bytes, offset: int, element: _PlyElem
     if element.count == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), 0
     # Lengths of the first row's lists, to try the fixed-layout fast path.
-    lengths, position = [], offset
-    for prop in element.properties:
-        size = np.dtype(prop.dtype).itemsize
-        if prop.count_dtype is None:
-            position += size
-            continue
-        count_dtype = np.dtype(order + prop.count_dtype)
-        if position + count_dtype.itemsize > len(data):
-            return None, None, position + count_dtype.itemsize - offset
-        length = int(np.frombuffer(data, count_dtype, 1, position)[0])
-        lengths.append(length)
-        position += count_dtype.itemsize + length * size
+    first_lists, end, complete = _binary_row(data, offset, element, order)
+    if not complete:
+        return None, None, end - offset
+    lengths = [length for _, _, length in first_lists]
     fields, list_index = [], 0
     for number, prop in enumerate(element.properties):
         if prop.count_dtype is None:
@@ -298,22 +317,17 @@ def _binary_face_indices(path: Path, data: bytes, offset: int, element: _PlyElem
     # Lists of varying length, or a file too short for the first row's layout: walk row by row.
     position, indices, corners = offset, [], []
     for _ in range(element.count):
-        for prop in element.properties:
-            size = np.dtype(prop.dtype).itemsize
-            if prop.count_dtype is None:
-                position += size
-                continue
-            count_dtype = np.dtype(order + prop.count_dtype)
-            if position + count_dtype.itemsize > len(data):
-                return None, None, position + count_dtype.itemsize - offset
-            length = int(np.frombuffer(data, count_dtype, 1, position)[0])
-            position += count_dtype.itemsize
-            if position + length * size > len(data):
-                return None, None, position + length * size - offset
+        lists, end, complete = _binary_row(data, position, element, order)
+        for prop, start, length in lists:
+            items_end = start + length * np.dtype(prop.dtype).itemsize
+            if items_end > len(data):
+                return None, None, items_end - offset
             if prop.name in ("vertex_indices", "vertex_index"):
-                indices.append(np.frombuffer(data, order + prop.dtype, length, position).astype(np.int64))
+                indices.append(np.frombuffer(data, order + prop.dtype, length, start).astype(np.int64))
                 corners.append(length)
-            position += length * size
+        if not complete:
+            return None, None, end - offset
+        position = end
     return (np.concatenate(indices) if indices else np.zeros(0, np.int64)), np.asarray(corners, np.int64), position - offset
 
 
@@ -326,20 +340,11 @@ def _binary_expected_size(data: bytes, offset: int, elements: tuple[_PlyElement,
     """
     position, lower_bound = offset, False
     for element in elements:
-        row = 0
-        for prop in element.properties:
-            size = np.dtype(prop.dtype).itemsize
-            if prop.count_dtype is None:
-                row += size
-                continue
-            count_dtype = np.dtype(order + prop.count_dtype)
-            start = position + row
-            if element.count and start + count_dtype.itemsize <= len(data):
-                length = int(np.frombuffer(data, count_dtype, 1, start)[0])
-            else:
-                length, lower_bound = 3, True
-            row += count_dtype.itemsize + length * size
-        position += element.count * row
+        # An element without rows has no first row to read its lists from.
+        _, end, complete = _binary_row(data, position, element, order, available=len(data) if element.count else 0,
+                                       missing_length=3)
+        lower_bound = lower_bound or not complete
+        position += element.count * (end - position)
     return position - offset, lower_bound
 
 

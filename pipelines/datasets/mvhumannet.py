@@ -55,6 +55,7 @@ import numpy as np
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
+from gas_core.body.geometry import pelvis_transl_from_origin
 from gas_core.cameras import Camera
 from gas_core.fileio import atomic_write_bytes
 from pipelines.datasets.errors import ScanReadError
@@ -375,9 +376,7 @@ def pelvis_centred_transl(params: Mapping[str, np.ndarray], rest_pelvis: np.ndar
     ``transl_smpl = Th - J0 + R(global_orient) J0`` with ``J0`` = ``rest_pelvis`` (3,), the body model's
     pelvis joint for ``params["betas"]`` in the rest pose (metres).
     """
-    pelvis = np.asarray(rest_pelvis, dtype=np.float64).reshape(3)
-    rotation = Rotation.from_rotvec(np.asarray(params["global_orient"], dtype=np.float64)).as_matrix()
-    return np.asarray(params["transl"], dtype=np.float64) - pelvis + rotation @ pelvis
+    return pelvis_transl_from_origin(params["global_orient"], params["transl"], rest_pelvis)
 
 
 def iter_mvhumannet_chunks(video: MultiViewVideo, chunk_frames: int, *,

@@ -45,7 +45,7 @@ from pipelines.datasets.common import (
     groundtruth_record,
     load_mesh_file,
     load_body_model_parameters,
-    numeric_first,
+    subject_folders,
     write_groundtruth,
 )
 
@@ -136,17 +136,13 @@ def discover_thuman(root: Path) -> list[SubjectRef]:
     if not root.is_dir():
         raise ScanReadError(f"{root}: dataset root not found; pass the folder that holds model/<id>/<id>.obj")
     base = root / _MODEL_DIRNAME if (root / _MODEL_DIRNAME).is_dir() else root
-    refs = [
-        SubjectRef(DATASET, folder.name, folder)
-        for folder in base.iterdir()
-        if folder.is_dir() and not folder.name.startswith((".", "_")) and (folder / f"{folder.name}.obj").is_file()
-    ]
+    refs = subject_folders(DATASET, base, ".obj")
     if not refs:
         raise ScanReadError(
             f"{root}: unknown layout, no <id>/<id>.obj found under {base}; pass the THuman2.1 release folder "
             "(the one holding model/) or a THuman2.0 folder of <id>/<id>.obj"
         )
-    return sorted(refs, key=lambda ref: numeric_first(ref.subject_id))
+    return refs
 
 
 def _referenced_textures(obj_path: Path) -> list[Path]:

@@ -39,7 +39,7 @@ from pipelines.datasets.common import (
     groundtruth_record,
     load_mesh_file,
     load_body_model_parameters,
-    numeric_first,
+    subject_folders,
     write_groundtruth,
 )
 
@@ -97,16 +97,12 @@ def discover_twok2k(root: Path) -> list[SubjectRef]:
     root = Path(root)
     if not root.is_dir():
         raise ScanReadError(f"{root}: dataset root not found; pass the folder that holds <id>/<id>.ply")
-    refs = [
-        SubjectRef(DATASET, folder.name, folder)
-        for folder in root.iterdir()
-        if folder.is_dir() and not folder.name.startswith((".", "_")) and (folder / f"{folder.name}.ply").is_file()
-    ]
+    refs = subject_folders(DATASET, root, ".ply")
     if not refs:
         raise ScanReadError(
             f"{root}: unknown layout, no <id>/<id>.ply found; pass the 2K2K folder whose subfolders are the scans"
         )
-    return sorted(refs, key=lambda ref: numeric_first(ref.subject_id))
+    return refs
 
 
 def _parameter_file(ref: SubjectRef) -> tuple[Path, str] | None:

@@ -10,6 +10,7 @@ from typing import Literal
 import torch
 
 from gas_core.metrics import LPIPS, PAPER_METRICS, PSNR, SSIM
+from gas_core.presets import PaperDefaults
 from pipelines.config import load_config
 
 
@@ -119,23 +120,21 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
-class EvalConfig:
+class EvalConfig(PaperDefaults):
     """Everything ``gas eval`` needs besides its inputs; presets :meth:`paper` and :meth:`tiny`.
 
     ``device``: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     Load with ``load_eval_config("eval.yaml", preset="paper", overrides=["sampling.num_steps=50"])``.
+
+    Preset ``paper()`` (the defaults): the paper's protocol: 25 Euler steps, triangular view guidance 1 ->
+    2, pose guidance 2, 20-frame windows (overlap 4) for the 100-frame pose clips, THuman backgrounds
+    removed.
     """
 
     sampling: SamplingConfig = SamplingConfig()
     protocol: ProtocolConfig = ProtocolConfig()
     metrics: MetricsConfig = MetricsConfig()
     device: str = "auto"
-
-    @classmethod
-    def paper(cls) -> "EvalConfig":
-        """The paper's protocol: 25 Euler steps, triangular view guidance 1 -> 2, pose guidance 2,
-        20-frame windows (overlap 4) for the 100-frame pose clips, THuman backgrounds removed."""
-        return cls()
 
     @classmethod
     def tiny(cls) -> "EvalConfig":

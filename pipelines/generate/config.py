@@ -12,6 +12,7 @@ import torch
 
 from gas_core.body.fit.monocular import MonocularFitConfig
 from gas_core.diffusion.guidance import pose_guidance_scales, view_guidance_scales
+from gas_core.presets import PaperDefaults
 from gas_core.segment.video import MaskingConfig
 from pipelines.bake_nerf import NeRFRenderConfig
 from pipelines.config import load_config
@@ -171,7 +172,7 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
-class GenerateConfig:
+class GenerateConfig(PaperDefaults):
     """Everything ``gas generate`` needs; presets :meth:`paper` (512 px, 20 views, 25 steps) and :meth:`tiny`.
 
     ``mode``: "view" (an orbit of novel views) or "pose" (a driving pose sequence). ``num_views``: views
@@ -182,6 +183,9 @@ class GenerateConfig:
     ``body_model_path``: folder with ``SMPL_NEUTRAL.pkl`` (None: ``$GAS_BODY_MODEL_PATH`` or the open model).
     ``driver``: how a driving video given as the pose sequence is preprocessed (masks, monocular SMPL fit;
     :class:`pipelines.preprocess.VideoConfig`).
+
+    Preset ``paper()`` (the defaults): the paper's inference: 512x512, 20-view orbits, 25 steps, guidance 1
+    -> 2 -> 1 (view) / 2 (pose), 20-frame windows; fp16 on a GPU.
     """
 
     mode: Literal["view", "pose"] = "view"
@@ -211,12 +215,6 @@ class GenerateConfig:
             raise ValueError(f"size must be a multiple of 8 and >= 16 (VAE latents are size / 8), got {self.size}")
         if self.dtype not in ("auto", *_DTYPES):
             raise ValueError(f"dtype must be one of auto, fp32, fp16, bf16, got {self.dtype!r}")
-
-    @classmethod
-    def paper(cls) -> "GenerateConfig":
-        """The paper's inference: 512x512, 20-view orbits, 25 steps, guidance 1 -> 2 -> 1 (view) / 2 (pose),
-        20-frame windows; fp16 on a GPU."""
-        return cls()
 
     @classmethod
     def tiny(cls) -> "GenerateConfig":

@@ -41,6 +41,13 @@ def _require(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
+def _require_at_least(config: Any, prefix: str, **minimums: int) -> None:
+    """Each named field of ``config`` must be >= its minimum, checked in order ("{prefix}{name} must be >= ...")."""
+    for name, minimum in minimums.items():
+        value = getattr(config, name)
+        _require(value >= minimum, f"{prefix}{name} must be >= {minimum}, got {value}")
+
+
 @dataclass(frozen=True)
 class ModelSourceConfig:
     """Where the model comes from; exactly one of ``pretrained_dir``, ``base_svd_dir``, ``preset`` is used, in that order.
@@ -80,7 +87,7 @@ class NoiseLevelConfig:
 
     def __post_init__(self) -> None:
         _coerce_numbers(self)
-        _require(self.log_std >= 0, f"noise.log_std must be >= 0, got {self.log_std}")
+        _require_at_least(self, "noise.", log_std=0)
         _require(self.sigma_data > 0, f"noise.sigma_data must be > 0, got {self.sigma_data}")
 
 
@@ -113,8 +120,7 @@ class ConditioningConfig:
         for name in ("embedding_dropout", "reference_latent_dropout"):
             value = getattr(self, name)
             _require(0.0 <= value <= 1.0, f"conditioning.{name} must be in [0, 1], got {value}")
-        _require(self.noise_aug_log_std >= 0, f"conditioning.noise_aug_log_std must be >= 0, got {self.noise_aug_log_std}")
-        _require(self.fps >= 1, f"conditioning.fps must be >= 1, got {self.fps}")
+        _require_at_least(self, "conditioning.", noise_aug_log_std=0, fps=1)
 
 
 @dataclass(frozen=True)
@@ -149,12 +155,9 @@ class DataConfig:
             object.__setattr__(self, "clips", (self.clips,))
         object.__setattr__(self, "clips", tuple(str(item) for item in self.clips))
         _require(0.0 <= self.view_fraction <= 1.0, f"data.view_fraction must be in [0, 1], got {self.view_fraction}")
-        _require(self.epoch_length >= 1, f"data.epoch_length must be >= 1, got {self.epoch_length}")
-        _require(self.shuffle >= 0, f"data.shuffle must be >= 0, got {self.shuffle}")
-        _require(self.num_workers >= 0, f"data.num_workers must be >= 0, got {self.num_workers}")
+        _require_at_least(self, "data.", epoch_length=1, shuffle=0, num_workers=0)
         _require(self.num_frames is None or self.num_frames >= 1, f"data.num_frames must be >= 1 or null, got {self.num_frames}")
-        _require(self.mode_buffer >= 1, f"data.mode_buffer must be >= 1, got {self.mode_buffer}")
-        _require(self.max_mode_wait >= 1, f"data.max_mode_wait must be >= 1, got {self.max_mode_wait}")
+        _require_at_least(self, "data.", mode_buffer=1, max_mode_wait=1)
 
 
 @dataclass(frozen=True)
@@ -176,8 +179,7 @@ class OptimizerConfig:
     def __post_init__(self) -> None:
         _coerce_numbers(self)
         _require(self.learning_rate > 0, f"optimizer.learning_rate must be > 0, got {self.learning_rate}")
-        _require(self.max_grad_norm >= 0, f"optimizer.max_grad_norm must be >= 0, got {self.max_grad_norm}")
-        _require(self.warmup_steps >= 0, f"optimizer.warmup_steps must be >= 0, got {self.warmup_steps}")
+        _require_at_least(self, "optimizer.", max_grad_norm=0, warmup_steps=0)
 
 
 @dataclass(frozen=True)
@@ -205,8 +207,7 @@ class CheckpointConfig:
 
     def __post_init__(self) -> None:
         _coerce_numbers(self)
-        _require(self.every_steps >= 1, f"checkpoints.every_steps must be >= 1, got {self.every_steps}")
-        _require(self.keep_last >= 1, f"checkpoints.keep_last must be >= 1, got {self.keep_last}")
+        _require_at_least(self, "checkpoints.", every_steps=1, keep_last=1)
 
 
 @dataclass(frozen=True)
@@ -225,9 +226,7 @@ class LoggingConfig:
 
     def __post_init__(self) -> None:
         _coerce_numbers(self)
-        _require(self.every_steps >= 1, f"logging.every_steps must be >= 1, got {self.every_steps}")
-        _require(self.sample_every_steps >= 0, f"logging.sample_every_steps must be >= 0, got {self.sample_every_steps}")
-        _require(self.sample_steps >= 1, f"logging.sample_steps must be >= 1, got {self.sample_steps}")
+        _require_at_least(self, "logging.", every_steps=1, sample_every_steps=0, sample_steps=1)
 
 
 @dataclass(frozen=True)
@@ -259,10 +258,7 @@ class DiffusionTrainConfig:
 
     def __post_init__(self) -> None:
         _coerce_numbers(self)
-        _require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
-        _require(self.gradient_accumulation_steps >= 1,
-                 f"gradient_accumulation_steps must be >= 1, got {self.gradient_accumulation_steps}")
-        _require(self.max_steps >= 0, f"max_steps must be >= 0, got {self.max_steps}")
+        _require_at_least(self, "", batch_size=1, gradient_accumulation_steps=1, max_steps=0)
         _require(self.mixed_precision in ("no", "bf16", "fp16"),
                  f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
 

@@ -11,6 +11,7 @@ import yaml
 
 from gas_core.nerf import NeRFModelConfig
 from gas_core.nerf.losses import LossWeights
+from gas_core.presets import PaperDefaults
 from pipelines.config import override_field
 
 
@@ -87,13 +88,16 @@ class NeRFLogConfig:
 
 
 @dataclass(frozen=True)
-class NeRFTrainConfig:
+class NeRFTrainConfig(PaperDefaults):
     """Everything a NeRF training run needs; presets :meth:`tiny` (CPU, minutes) and :meth:`paper`.
 
     ``lpips_weights``: local torchvision VGG16 state dict for the LPIPS term (None or missing: the
     term is skipped with a warning and the checkpoint's config records ``loss.lpips: 0.0``).
     ``backbone_weights``: local torchvision ResNet state dict initialising the image encoder.
     ``device``: "auto" (CUDA when present), "cpu" or "cuda". ``threads``: torch CPU threads (None: torch's default).
+
+    Preset ``paper()`` (the defaults): SHERF's setting: 512 px, the paper model, whole-box renders, batch 1
+    per GPU, lr 2e-3 halved every 4k steps.
     """
 
     model: NeRFModelConfig = NeRFModelConfig.paper()
@@ -110,11 +114,6 @@ class NeRFTrainConfig:
     def __post_init__(self) -> None:
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
-
-    @classmethod
-    def paper(cls) -> "NeRFTrainConfig":
-        """SHERF's setting: 512 px, the paper model, whole-box renders, batch 1 per GPU, lr 2e-3 halved every 4k steps."""
-        return cls()
 
     @classmethod
     def tiny(cls) -> "NeRFTrainConfig":

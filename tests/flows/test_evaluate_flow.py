@@ -5,22 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from flows.evaluate import evaluate_flow, main_from_args
 from pipelines.evaluate import NERF_ROW, load_eval_config
 from tests.pipelines.test_evaluate import metric_overrides, write_eval_inputs
 
 pytestmark = [pytest.mark.filterwarnings("ignore:Arguments other than a weight enum:UserWarning"),
-              pytest.mark.filterwarnings("ignore:The parameter 'pretrained' is deprecated:UserWarning")]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+              pytest.mark.filterwarnings("ignore:The parameter 'pretrained' is deprecated:UserWarning"),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture(scope="module")

@@ -10,26 +10,14 @@ from gas_core.diffusion import GASModel
 from pipelines.cache_latents import CacheLatentsConfig, cache_clip_latents, encode_clip_latents, main
 from shards.manifest import load_manifest
 from shards.reader import make_clip_pipeline
-from shards.schema import CLIP_SCHEMA
-from shards.writer import ShardWriter
-from tests.shards.samples import make_clip
+from tests.shards.samples import make_clip, write_clip_shards
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def clip_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("clips")
-    with ShardWriter(folder, "clips", CLIP_SCHEMA, max_count=2) as writer:
-        for index, mode in enumerate(["view", "pose", "view"]):
-            writer.write(make_clip(f"s{index}", mode=mode, size=64, n_frames=3, seed=index))
-    return folder
+    return write_clip_shards(tmp_path_factory.mktemp("clips"), ["view", "pose", "view"], n_frames=3, max_count=2)
 
 
 def _read(folder):

@@ -33,19 +33,11 @@ from pipelines.train_diffusion import (
     training_loss,
 )
 from shards.reader import clip_to_tensors
-from shards.schema import CLIP_SCHEMA
-from shards.writer import ShardWriter
-from tests.shards.samples import make_clip
+from tests.shards.samples import make_clip, write_clip_shards
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -53,16 +45,9 @@ def tiny_model() -> GASModel:
     return GASModel.from_preset("tiny", seed=0)
 
 
-def _write_clips(folder: Path, modes: list[str], *, size: int = 64, frames: int = 4, with_latents: bool = False) -> Path:
-    with ShardWriter(folder, "clips", CLIP_SCHEMA, max_count=4) as writer:
-        for index, mode in enumerate(modes):
-            writer.write(make_clip(f"s{index}", mode=mode, size=size, n_frames=frames, seed=index, with_latents=with_latents))
-    return folder
-
-
 @pytest.fixture(scope="module")
 def clip_dir(tmp_path_factory) -> Path:
-    return _write_clips(tmp_path_factory.mktemp("clips"), ["view", "pose", "view", "pose"])
+    return write_clip_shards(tmp_path_factory.mktemp("clips"), ["view", "pose", "view", "pose"])
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +196,7 @@ def test_collator_checks_frame_counts():
 
 # ------------------------------------------------------------------------------------------- data mixing
 def test_stream_mixes_modes_at_the_ratio_with_a_fixed_epoch_length(tmp_path):
-    folder = _write_clips(tmp_path / "clips", ["view", "pose"] * 4, size=8, frames=1)
+    folder = write_clip_shards(tmp_path / "clips", ["view", "pose"] * 4, size=8, n_frames=1)
     stream = MixedClipStream([str(folder)], view_fraction=0.75, epoch_length=120, shuffle=4, seed=0)
     stream.set_epoch(0)
     modes = [clip["mode"] for clip in stream]
@@ -227,7 +212,7 @@ def test_stream_mixes_modes_at_the_ratio_with_a_fixed_epoch_length(tmp_path):
 
 
 def test_stream_names_a_missing_mode(tmp_path):
-    folder = _write_clips(tmp_path / "clips", ["view", "view"], size=8, frames=1)
+    folder = write_clip_shards(tmp_path / "clips", ["view", "view"], size=8, n_frames=1)
     stream = MixedClipStream([str(folder)], view_fraction=0.5, epoch_length=20, max_mode_wait=10)
     with pytest.raises(ValueError, match="no 'pose' clip"):
         list(stream)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 import numpy as np
 
-from shards.schema import ClipSample, SubjectSample
+from shards.schema import CLIP_SCHEMA, ClipSample, SubjectSample
+from shards.writer import ShardWriter
 
 
 def make_subject(
@@ -99,3 +103,12 @@ def make_clip(
         clip.reference_latent = rng.normal(size=(4, latent, latent)).astype(np.float16)
         clip.image_embedding = rng.normal(size=(1, 8)).astype(np.float16)
     return clip
+
+
+def write_clip_shards(folder: Path, modes: Sequence[str], *, size: int = 64, n_frames: int = 4, max_count: int = 4,
+                      with_latents: bool = False) -> Path:
+    """Clip shards ``clips-*.tar`` in ``folder``: one :func:`make_clip` per entry of ``modes`` (subject ``s{i}``, seed i)."""
+    with ShardWriter(folder, "clips", CLIP_SCHEMA, max_count=max_count) as writer:
+        for index, mode in enumerate(modes):
+            writer.write(make_clip(f"s{index}", mode=mode, size=size, n_frames=n_frames, seed=index, with_latents=with_latents))
+    return folder

@@ -62,6 +62,7 @@ from gas_core.body.joints import COCO17_NAMES, NUM_SMPL_JOINTS
 from gas_core.body.limits import body_pose_limit_violation
 from gas_core.body.smpl import MAX_BETAS, NUM_BODY_JOINTS, BodyModel, SMPLParams
 from gas_core.cameras import Camera
+from gas_core.presets import PaperDefaults
 
 __all__ = [
     "MonocularFitConfig",
@@ -101,7 +102,7 @@ RELAXED_BODY_POSE = _relaxed_body_pose()
 
 # --------------------------------------------------------------------------------------------- config
 @dataclass(frozen=True)
-class MonocularFitConfig:
+class MonocularFitConfig(PaperDefaults):
     """Settings of :func:`fit_smpl_monocular`. Weights multiply terms in pixels squared (data), radians
     squared (pose), metres squared (joints, translation) and squared log depth ratios.
 
@@ -184,10 +185,6 @@ class MonocularFitConfig:
     def tiny(cls) -> "MonocularFitConfig":
         """Short optimisation for tests and the demo."""
         return cls(global_iterations=20, iterations=80, learning_rate=0.05)
-
-    @classmethod
-    def paper(cls) -> "MonocularFitConfig":
-        return cls()
 
     def without_smoothing(self) -> "MonocularFitConfig":
         """The same settings with every temporal smoothness weight at 0 (per-frame fits)."""

@@ -10,19 +10,8 @@ from scipy.spatial.transform import Rotation
 from gas_core.body.fit.fitter import CocoRegressor, FitConfig, FitResult, fit_smpl_multiview, similarity_transform
 from gas_core.body.fit.keypoints import ProjectedKeypoints
 from gas_core.body.limits import sample_body_pose
-from gas_core.body.smpl import BodyModel, SMPLParams
+from gas_core.body.smpl import SMPLParams
 from gas_core.cameras import OrbitSpec, orbit_cameras
-
-
-@pytest.fixture(scope="module")
-def body(open_body_model_dir) -> BodyModel:
-    torch.set_num_threads(2)
-    return BodyModel(open_body_model_dir)
-
-
-@pytest.fixture(scope="module")
-def regressor(body) -> CocoRegressor:
-    return CocoRegressor.for_body_model(body)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from gas_core.body.fit.fitter import CocoRegressor
 from gas_core.body.fit.monocular import (
     RELAXED_BODY_POSE,
     MonocularFitConfig,
@@ -22,22 +21,11 @@ from gas_core.body.fit.monocular import (
     project_video_keypoints,
 )
 from gas_core.body.limits import sample_body_pose
-from gas_core.body.smpl import BodyModel, SMPLParams
+from gas_core.body.smpl import SMPLParams
 from gas_core.cameras import Camera, look_at
 from gas_core.metrics.joints import acceleration_error, procrustes_aligned_mpjpe, root_aligned_mpjpe
 
 IMAGE_SIZE = (540, 960)
-
-
-@pytest.fixture(scope="module")
-def body(open_body_model_dir) -> BodyModel:
-    torch.set_num_threads(2)
-    return BodyModel(open_body_model_dir)
-
-
-@pytest.fixture(scope="module")
-def regressor(body) -> CocoRegressor:
-    return CocoRegressor.for_body_model(body)
 
 
 def _clip(frames: int, seed: int) -> SMPLParams:
