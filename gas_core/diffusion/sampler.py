@@ -12,6 +12,9 @@ probability-flow ODE: ``x <- x + (x - D) / sigma_i * (sigma_{i+1} - sigma_i)``.
   overlapping windows of :func:`sliding_windows` (each holds the reference frame 0 and the
   conditions of its own frames) and averages their denoised estimates with :func:`blend_windows`;
   a denoiser call then sees at most ``window`` frames whatever the sequence length.
+  ``window_convention="official"`` reads ``overlap`` as the release's ``tile_overlap`` (counting the
+  shared reference frame); ``tiled_noise=True`` draws the initial noise as the release does (one
+  window of noise repeated in time, :func:`tiled_initial_noise`). Both default to the project's behaviour.
 
 Default noise range: SVD's sampling setup, sigma in [0.002, 700] with rho = 7. These are the values
 of Stability AI's SVD sampling options (generative-models ``scripts/sampling/simple_video_sample.py``:
@@ -33,7 +36,7 @@ from gas_core.diffusion.conditions import GASConditions
 from gas_core.diffusion.edm import append_dims, denoise, edm_preconditioning, karras_sigmas
 from gas_core.diffusion.guidance import apply_guidance
 from gas_core.diffusion.model import GASModel
-from gas_core.diffusion.windows import blend_windows, sliding_windows
+from gas_core.diffusion.windows import WINDOW_CONVENTIONS, blend_windows, sliding_windows, tiled_initial_noise
 
 __all__ = ["SVD_SAMPLING_SIGMA_MIN", "SVD_SAMPLING_SIGMA_MAX", "SVD_SAMPLING_RHO", "sample_latents"]
 
@@ -74,6 +77,8 @@ def sample_latents(
     guidance_scales: Tensor | None = None,
     window: int | None = None,
     overlap: int = 4,
+    window_convention: str = "project",
+    tiled_noise: bool = False,
     generator: torch.Generator | None = None,
     sigma_min: float = SVD_SAMPLING_SIGMA_MIN,
     sigma_max: float = SVD_SAMPLING_SIGMA_MAX,
@@ -94,7 +99,11 @@ def sample_latents(
         window: frames per denoiser call including the reference frame 0 (>= 2); None or >= F
             denoises all frames at once.
         overlap: frames (besides the reference) shared by consecutive windows, in [0, window - 1);
-            only used when ``window`` is set.
+            only used when ``window`` is set. With ``window_convention="official"`` it counts the
+            shared reference frame as the release's ``tile_overlap`` does, in [1, window).
+        window_convention: ``"project"`` or ``"official"``, see :func:`sliding_windows`.
+        tiled_noise: draw the initial noise for ``window`` frames (all F when ``window`` is None)
+            once and repeat it along time, as the release does; False draws independent noise per frame.
         generator: draws the initial noise (on the conditions' device); the sampler is otherwise
             deterministic, so the same generator state gives the same result.
         sigma_min, sigma_max, rho: the Karras noise schedule (latent units); defaults are SVD's.
@@ -111,16 +120,25 @@ def sample_latents(
     batch, channels, height, width = reference.shape
     frames = conditions.nerf_latents.shape[1]
     device = reference.device
+    if window_convention not in WINDOW_CONVENTIONS:
+        raise ValueError(f"window_convention must be one of {WINDOW_CONVENTIONS}, got {window_convention!r}")
+    if not isinstance(tiled_noise, bool):
+        raise ValueError(f"tiled_noise must be a bool, got {tiled_noise!r}")
     if window is None:
         windows = [list(range(frames))]
     else:
         if not isinstance(window, int) or isinstance(window, bool):
             raise ValueError(f"window must be an int or None, got {window!r}")
-        windows = sliding_windows(frames, window, overlap)  # validates window and overlap
+        windows = sliding_windows(frames, window, overlap, convention=window_convention)  # validates both
     scales = _guidance_per_clip(guidance_scales, batch, frames, device)
     sigmas = karras_sigmas(num_steps, sigma_min=sigma_min, sigma_max=sigma_max, rho=rho).to(device)
 
-    latents = torch.randn((batch, frames, channels, height, width), generator=generator, device=device) * sigmas[0]
+    shape = (batch, frames, channels, height, width)
+    if tiled_noise:
+        noise = tiled_initial_noise(shape, frames if window is None else window, generator=generator, device=device)
+    else:
+        noise = torch.randn(shape, generator=generator, device=device)
+    latents = noise * sigmas[0]
     conditions.validate(latents)
     # Guided: one batch of 2B per call, conditional clips first, then the same clips without the reference.
     branches = conditions if scales is None else GASConditions.concatenate([conditions, conditions.without_reference()])

@@ -21,7 +21,8 @@ def build_parser(prog: str = "gas eval") -> argparse.ArgumentParser:
                         help="clip shards of the test subjects: folder, manifest, glob or .tar (repeatable)")
     parser.add_argument("--split", action="append", required=True, help="split file, e.g. splits/thuman_test.json (repeatable)")
     parser.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH",
-                        help="diffusion checkpoint, optionally named (a table row; repeatable)")
+                        help="diffusion checkpoint, optionally named (a table row; repeatable); a folder of the "
+                        "official release (unet.pth, pose_net.pth, nerf_net.pth) needs --set model.base_svd_dir=PATH")
     parser.add_argument("--out", required=True, help="output folder of the tables and the per-clip cache")
     parser.add_argument("--preset", choices=["tiny", "paper"], default="paper")
     parser.add_argument("--config", help="YAML file with EvalConfig fields")

@@ -9,6 +9,7 @@ from typing import Literal
 
 import torch
 
+from gas_core.diffusion.windows import WINDOW_CONVENTIONS
 from gas_core.metrics import LPIPS, PAPER_METRICS, PSNR, SSIM
 from gas_core.presets import PaperDefaults
 from pipelines.config import load_config
@@ -32,8 +33,13 @@ class SamplingConfig:
 
     ``num_steps``: Euler steps of the EDM sampler. ``view_guidance_min`` / ``view_guidance_max``: the
     triangular view-mode schedule (reference view -> back view); ``pose_guidance``: the fixed
-    pose-mode scale. ``window`` / ``overlap``: frames per denoiser call (reference included) and
-    frames shared by consecutive windows, for clips longer than ``window`` (None: all frames at once).
+    pose-mode scale. ``window``: frames per denoiser call (reference included) for clips longer than
+    ``window`` (None: all frames at once). ``overlap``: frames shared by consecutive windows, read as
+    ``window_convention`` says: ``"project"`` (the default) counts them BESIDES the reference frame
+    (``0 <= overlap < window - 1``); ``"official"`` counts the shared reference frame too, as the
+    release's ``tile_overlap`` does (``1 <= overlap < window``; release tile 8, overlap 3 = project
+    window 8, overlap 2). ``tiled_noise``: draw the initial noise for one window and repeat it along
+    time, as the release does (False: independent noise per frame).
     ``decode_chunk``: frames per VAE decoder call. ``fps`` / ``motion_bucket_id``: SVD's
     micro-conditioning (the release samples with 7 and 127). ``seed``: with each clip's key, seeds
     the clip's initial noise (results do not depend on the clip order). ``bf16``: bfloat16 autocast
@@ -46,6 +52,8 @@ class SamplingConfig:
     pose_guidance: float = 2.0
     window: int | None = 20
     overlap: int = 4
+    window_convention: Literal["project", "official"] = "project"
+    tiled_noise: bool = False
     decode_chunk: int = 20
     fps: int = 7
     motion_bucket_id: int = 127
@@ -60,10 +68,33 @@ class SamplingConfig:
                 raise ValueError(f"sampling.{name} must be >= 0, got {getattr(self, name)}")
         if self.window is not None and int(self.window) < 2:
             raise ValueError(f"sampling.window must be >= 2 or None, got {self.window}")
-        if self.window is not None and not 0 <= int(self.overlap) < int(self.window) - 1:
-            raise ValueError(f"sampling.overlap must be in [0, window - 1), got {self.overlap} for window {self.window}")
+        if self.window_convention not in WINDOW_CONVENTIONS:
+            raise ValueError(f"sampling.window_convention must be one of {WINDOW_CONVENTIONS}, got {self.window_convention!r}")
+        if self.window is not None:
+            low, high = (1, int(self.window)) if self.window_convention == "official" else (0, int(self.window) - 1)
+            if not low <= int(self.overlap) < high:
+                raise ValueError(f"sampling.overlap must be in [{low}, {high}) with window_convention "
+                                 f"{self.window_convention!r}, got {self.overlap} for window {self.window}")
+        if not isinstance(self.tiled_noise, bool):
+            raise ValueError(f"sampling.tiled_noise must be true or false, got {self.tiled_noise!r}")
         if int(self.decode_chunk) < 1:
             raise ValueError(f"sampling.decode_chunk must be >= 1, got {self.decode_chunk}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The frozen parts of checkpoints in the official release's layout.
+
+    ``base_svd_dir``: a local diffusers folder of SVD-xt 1.1 img2vid (``unet/`` config, ``vae/``,
+    ``image_encoder/``) that supplies the VAE, the CLIP image encoder and the network sizes of every
+    ``--checkpoint`` folder holding ``unet.pth``, ``pose_net.pth``, ``nerf_net.pth``; unused otherwise.
+    """
+
+    base_svd_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.base_svd_dir is not None and (not isinstance(self.base_svd_dir, str) or not self.base_svd_dir.strip()):
+            raise ValueError(f"model.base_svd_dir must be a folder path or null, got {self.base_svd_dir!r}")
 
 
 @dataclass(frozen=True)
@@ -124,6 +155,7 @@ class EvalConfig(PaperDefaults):
     """Everything ``gas eval`` needs besides its inputs; presets :meth:`paper` and :meth:`tiny`.
 
     ``device``: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    ``model``: :class:`ModelConfig` (``model.base_svd_dir`` for checkpoints in the release's layout).
     Load with ``load_eval_config("eval.yaml", preset="paper", overrides=["sampling.num_steps=50"])``.
 
     Preset ``paper()`` (the defaults): the paper's protocol: 25 Euler steps, triangular view guidance 1 ->
@@ -134,6 +166,7 @@ class EvalConfig(PaperDefaults):
     sampling: SamplingConfig = SamplingConfig()
     protocol: ProtocolConfig = ProtocolConfig()
     metrics: MetricsConfig = MetricsConfig()
+    model: ModelConfig = ModelConfig()
     device: str = "auto"
 
     @classmethod

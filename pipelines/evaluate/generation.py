@@ -67,7 +67,9 @@ def generate_clip(model: GASModel, clip: Mapping[str, Any], num_frames: int, sam
         else _null_context()
     with autocast:
         latents = sample_latents(model, conditions, num_steps=int(sampling.num_steps), guidance_scales=scales,
-                                 window=window, overlap=int(sampling.overlap), generator=generator)
+                                 window=window, overlap=int(sampling.overlap),
+                                 window_convention=sampling.window_convention, tiled_noise=bool(sampling.tiled_noise),
+                                 generator=generator)
     latents = latents[0].float()
     frames = []
     chunk = int(sampling.decode_chunk)

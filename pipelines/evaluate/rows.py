@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gas_core.diffusion.official import is_official_checkpoint
 from gas_core.fileio import atomic_write_bytes
 from gas_core.metrics import CheckpointRef, describe_checkpoint
 from pipelines.evaluate.caching import (
@@ -27,6 +28,10 @@ from pipelines.evaluate.generation import generate_clip
 from pipelines.evaluate.metrics import MetricSuite
 from pipelines.evaluate.protocols import ClipRef, EvalPlan, _read_clips
 from pipelines.evaluate.scoring import ClipScore, score_clip
+
+#: Sampling options added to reproduce the release (``sampling.window_convention``, ``sampling.tiled_noise``)
+#: with their default values.
+_RELEASE_SAMPLING_DEFAULTS: dict[str, Any] = {"window_convention": "project", "tiled_noise": False}
 
 
 @dataclass
@@ -118,12 +123,18 @@ def score_checkpoint_row(plan: EvalPlan, checkpoint: EvalCheckpoint, out_dir: st
     device = resolve_eval_device(config.device)
     ref = checkpoint_ref or describe_checkpoint(Path(checkpoint.path))
     sampling = asdict(config.sampling)
-    loader = loader or CheckpointLoader(checkpoint, device)
+    # the release-comparison options at their defaults stay out of the identity: earlier caches remain valid
+    identity_sampling = {name: value for name, value in sampling.items()
+                         if not (name in _RELEASE_SAMPLING_DEFAULTS and value == _RELEASE_SAMPLING_DEFAULTS[name])}
+    identity: dict[str, Any] = {"output": "diffusion", "checkpoint_sha256": ref.sha256, "sampling": identity_sampling}
+    if is_official_checkpoint(checkpoint.path):  # the base folder supplies the VAE and CLIP encoder
+        identity["base_svd_dir"] = config.model.base_svd_dir
+    loader = loader or CheckpointLoader(checkpoint, device, base_svd_dir=config.model.base_svd_dir)
 
     def predict(clip_ref: ClipRef, clip: Mapping[str, Any]) -> Tensor:
         return generate_clip(loader.get(), clip, clip_ref.num_frames, config.sampling, device, key=clip_ref.key)
 
     return _score_row(plan, Path(out_dir), label=checkpoint.name, row_id=checkpoint.row_id, checkpoint=ref,
                       row_settings={"output": "diffusion", "sampling": sampling},
-                      row_identity={"output": "diffusion", "checkpoint_sha256": ref.sha256, "sampling": sampling},
+                      row_identity=identity,
                       metrics=metrics, predict=predict, on_clip=on_clip)

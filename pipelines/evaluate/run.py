@@ -66,7 +66,7 @@ def evaluate(clips: str | Path | Sequence[str | Path], splits: Sequence[str | Pa
         for plan in plans:
             rows[plan.name].append(score_nerf_row(plan, out_dir, metrics, on_clip=progress(NERF_ROW)))
     for checkpoint in checkpoints:
-        loader = CheckpointLoader(checkpoint, device)  # one model in memory at a time
+        loader = CheckpointLoader(checkpoint, device, base_svd_dir=config.model.base_svd_dir)  # one model at a time
         for plan in plans:
             rows[plan.name].append(score_checkpoint_row(plan, checkpoint, out_dir, config, metrics, loader=loader,
                                                         checkpoint_ref=refs[checkpoint.name],

@@ -18,7 +18,9 @@ def build_parser(prog: str = "gas generate") -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="output folder (frames/, video.mp4, strip.png, generation.json)")
     parser.add_argument("--nerf", required=True, help="NeRF checkpoint: save_pretrained folder or train-nerf checkpoint")
     parser.add_argument("--diffusion", required=True,
-                        help="diffusion model: GASModel folder, training run folder or training checkpoint folder")
+                        help="diffusion model: GASModel folder, training run folder, training checkpoint folder, or "
+                        "a folder of the official release (unet.pth, pose_net.pth, nerf_net.pth; needs "
+                        "--set model.base_svd_dir=SVD_XT_1_1_FOLDER)")
     parser.add_argument("--mask", help="person mask image (default: the image's alpha, else gas_core.segment)")
     parser.add_argument("--smpl", help="SMPL parameters JSON of the reference (with --camera; default: monocular fit)")
     parser.add_argument("--camera", help="camera JSON of the reference (OpenCV K, R, t, width, height)")

@@ -12,6 +12,7 @@ import torch
 
 from gas_core.body.fit.monocular import MonocularFitConfig
 from gas_core.diffusion.guidance import pose_guidance_scales, view_guidance_scales
+from gas_core.diffusion.windows import WINDOW_CONVENTIONS
 from gas_core.presets import PaperDefaults
 from gas_core.segment.video import MaskingConfig
 from pipelines.bake_nerf import NeRFRenderConfig
@@ -32,8 +33,13 @@ class SamplingConfig:
     """Diffusion sampling.
 
     ``steps``: EDM Euler steps (25 in the paper). ``window``: frames per denoiser call including the
-    reference frame (20, the model's clip length); longer sequences use overlapping windows sharing
-    ``overlap`` frames besides the reference (``0 <= overlap < window - 1``). ``decode_chunk``: frames per
+    reference frame (20, the model's clip length); longer sequences use overlapping windows.
+    ``overlap``: frames shared by consecutive windows, read as ``window_convention`` says: ``"project"``
+    (the default) counts them BESIDES the reference frame (``0 <= overlap < window - 1``);
+    ``"official"`` counts the shared reference frame too, as the release's ``tile_overlap`` does
+    (``1 <= overlap < window``; release tile 8, overlap 3 = project window 8, overlap 2).
+    ``tiled_noise``: draw the initial noise for one window and repeat it along time, as the release
+    does (False: independent noise per frame). ``decode_chunk``: frames per
     VAE decode call (None: ``window``). ``fps_id`` / ``motion_bucket_id``: SVD's micro-conditioning (the
     release samples with 7 and 127, no noise augmentation). ``seed``: initial noise.
     """
@@ -41,6 +47,8 @@ class SamplingConfig:
     steps: int = 25
     window: int = 20
     overlap: int = 4
+    window_convention: Literal["project", "official"] = "project"
+    tiled_noise: bool = False
     decode_chunk: int | None = None
     fps_id: int = 7
     motion_bucket_id: int = 127
@@ -51,11 +59,33 @@ class SamplingConfig:
         _positive(self.window, "sampling.window")
         if self.window < 2:
             raise ValueError(f"sampling.window must be >= 2 (the reference frame and one more), got {self.window}")
-        if isinstance(self.overlap, bool) or not isinstance(self.overlap, int) or not 0 <= self.overlap < self.window - 1:
-            raise ValueError(f"sampling.overlap must be an int in [0, window - 1) = [0, {self.window - 1}), got {self.overlap!r}")
+        if self.window_convention not in WINDOW_CONVENTIONS:
+            raise ValueError(f"sampling.window_convention must be one of {WINDOW_CONVENTIONS}, got {self.window_convention!r}")
+        low, high = (1, self.window) if self.window_convention == "official" else (0, self.window - 1)
+        if isinstance(self.overlap, bool) or not isinstance(self.overlap, int) or not low <= self.overlap < high:
+            raise ValueError(f"sampling.overlap must be an int in [{low}, {high}) with window_convention "
+                             f"{self.window_convention!r}, got {self.overlap!r}")
+        if not isinstance(self.tiled_noise, bool):
+            raise ValueError(f"sampling.tiled_noise must be true or false, got {self.tiled_noise!r}")
         if self.decode_chunk is not None:
             _positive(self.decode_chunk, "sampling.decode_chunk")
         _positive(self.fps_id, "sampling.fps_id")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The diffusion model's frozen parts for a checkpoint in the official release's layout.
+
+    ``base_svd_dir``: a local diffusers folder of SVD-xt 1.1 img2vid (``unet/`` config, ``vae/``,
+    ``image_encoder/``) that supplies the VAE, the CLIP image encoder and the network sizes when
+    ``--diffusion`` is a release folder (``unet.pth``, ``pose_net.pth``, ``nerf_net.pth``); unused otherwise.
+    """
+
+    base_svd_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.base_svd_dir is not None and (not isinstance(self.base_svd_dir, str) or not self.base_svd_dir.strip()):
+            raise ValueError(f"model.base_svd_dir must be a folder path or null, got {self.base_svd_dir!r}")
 
 
 @dataclass(frozen=True)
@@ -182,7 +212,8 @@ class GenerateConfig(PaperDefaults):
     ``nerf.bf16`` autocast). ``prefer_ema``: from a training checkpoint, load its EMA weights when present.
     ``body_model_path``: folder with ``SMPL_NEUTRAL.pkl`` (None: ``$GAS_BODY_MODEL_PATH`` or the open model).
     ``driver``: how a driving video given as the pose sequence is preprocessed (masks, monocular SMPL fit;
-    :class:`pipelines.preprocess.VideoConfig`).
+    :class:`pipelines.preprocess.VideoConfig`). ``model``: :class:`ModelConfig` (``model.base_svd_dir`` for
+    a checkpoint in the official release's layout).
 
     Preset ``paper()`` (the defaults): the paper's inference: 512x512, 20-view orbits, 25 steps, guidance 1
     -> 2 -> 1 (view) / 2 (pose), 20-frame windows; fp16 on a GPU.
@@ -195,6 +226,7 @@ class GenerateConfig(PaperDefaults):
     dtype: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
     sampling: SamplingConfig = SamplingConfig()
     guidance: GuidanceConfig = GuidanceConfig()
+    model: ModelConfig = ModelConfig()
     nerf: NeRFSettings = NeRFSettings()
     pose: PoseDriveConfig = PoseDriveConfig()
     reference: ReferenceConfig = ReferenceConfig()

@@ -89,7 +89,8 @@ class SingleImageGenerator:
             info = describe_checkpoint(nerf_checkpoint)
         except (FileNotFoundError, ValueError, OSError) as error:
             raise GenerateInputError(f"NeRF checkpoint {nerf_checkpoint}: {error}") from error
-        model = load_diffusion_model(diffusion_checkpoint, prefer_ema=config.prefer_ema)
+        model = load_diffusion_model(diffusion_checkpoint, prefer_ema=config.prefer_ema,
+                                     base_svd_dir=config.model.base_svd_dir)
         if dtype == torch.float32:
             model.to(device)
         else:
@@ -199,7 +200,8 @@ class SingleImageGenerator:
         generator = torch.Generator(device=self.device).manual_seed(int(sampling.seed))
         latents = sample_latents(self.model, conditions, num_steps=sampling.steps, guidance_scales=scales,
                                  window=sampling.window if frames > sampling.window else None,
-                                 overlap=sampling.overlap, generator=generator,
+                                 overlap=sampling.overlap, window_convention=sampling.window_convention,
+                                 tiled_noise=sampling.tiled_noise, generator=generator,
                                  progress=bool(progress) if progress is not None else sys.stderr.isatty())
         chunk = sampling.decode_chunk or sampling.window
         decoded = []

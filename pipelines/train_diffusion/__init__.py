@@ -48,6 +48,7 @@ from pipelines.train_diffusion.checkpoints import (
     checkpoint_path,
     latest_checkpoint,
     load_checkpoint,
+    read_denoiser_weights,
     save_checkpoint,
 )
 from pipelines.train_diffusion.cli import main
@@ -108,6 +109,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "latest_checkpoint",
+    "read_denoiser_weights",
     "train",
     "main",
 ]

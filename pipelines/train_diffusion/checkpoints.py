@@ -56,8 +56,11 @@ def _trainable(denoiser: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]
     return [(name, parameter) for name, parameter in denoiser.named_parameters() if parameter.requires_grad]
 
 
-def _read_part_weights(directory: Path) -> dict[str, Tensor]:
-    """Weights of a ``save_pretrained`` folder of denoiser parts, named as in ``denoiser.state_dict()``."""
+def read_denoiser_weights(directory: Path) -> dict[str, Tensor]:
+    """Weights of a ``save_pretrained`` folder of denoiser parts, named as in ``denoiser.state_dict()``.
+
+    Raises FileNotFoundError naming the part folder that holds no ``.safetensors`` file.
+    """
     from safetensors.torch import load_file
 
     weights: dict[str, Tensor] = {}
@@ -98,7 +101,7 @@ def load_checkpoint(directory: str | Path, *, denoiser: torch.nn.Module, ema: An
                     scheduler: Any, scaler: torch.amp.GradScaler) -> TrainState:
     """Restore what :func:`save_checkpoint` wrote into the given objects (in place); returns the progress."""
     directory = Path(directory)
-    weights = _read_part_weights(directory / "model")
+    weights = read_denoiser_weights(directory / "model")
     device = next(denoiser.parameters()).device
     denoiser.load_state_dict({key: value.to(device) for key, value in weights.items()}, strict=True)
     saved = torch.load(directory / _TRAINING_STATE, map_location=device, weights_only=True)
@@ -108,7 +111,7 @@ def load_checkpoint(directory: str | Path, *, denoiser: torch.nn.Module, ema: An
     if ema is not None:
         if saved["ema"] is None or not (directory / "ema").is_dir():
             raise ValueError(f"{directory} has no EMA weights but ema.enabled is true")
-        ema_weights = _read_part_weights(directory / "ema")
+        ema_weights = read_denoiser_weights(directory / "ema")
         for (name, _), shadow in zip(_trainable(denoiser), ema.shadow_params):
             shadow.copy_(ema_weights[name].to(shadow.device))
         for key, value in saved["ema"].items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -224,6 +225,64 @@ def test_training_checkpoint_folders_load_their_ema_weights(tmp_path):
         assert torch.equal(a, b), name
     with pytest.raises(ValueError, match="not a GASModel"):
         load_diffusion_checkpoint(tmp_path)
+
+
+def _official_checkpoint(tmp_path: Path) -> tuple[Path, Path, dict]:
+    from tests.gas_core.diffusion.official_fixtures import write_tiny_base_svd, write_tiny_official_checkpoint
+
+    write_tiny_base_svd(tmp_path / "svd")
+    return tmp_path / "GAS", tmp_path / "svd", write_tiny_official_checkpoint(tmp_path / "GAS")
+
+
+def test_official_release_folder_is_a_checkpoint_with_the_base_svd_dir(tmp_path, inputs):
+    from gas_core.diffusion.official import ours_to_official
+    from pipelines.evaluate.checkpoints import CheckpointLoader
+
+    official, svd, states = _official_checkpoint(tmp_path)
+    config = load_eval_config(preset="tiny", overrides=[*metric_overrides(inputs, i3d=False),
+                                                        f"model.base_svd_dir={svd}"])
+    assert config.model.base_svd_dir == str(svd) and EvalConfig.tiny().model.base_svd_dir is None
+    checkpoint = parse_checkpoint_argument(f"GAS release={official}")
+    model = CheckpointLoader(checkpoint, torch.device("cpu"), base_svd_dir=config.model.base_svd_dir).get()
+    for part in ("unet", "pose_net", "nerf_net"):
+        ours = ours_to_official(part, getattr(model.denoiser, part).state_dict())
+        assert ours.keys() == states[part].keys()
+        assert all(torch.equal(ours[key], states[part][key]) for key in ours), part
+    with pytest.raises(ValueError, match="model.base_svd_dir"):
+        load_diffusion_checkpoint(official)
+    report = evaluate(inputs.clips, [inputs.pose_split], [checkpoint], tmp_path / "out", config)
+    row = report.tables["tiktok_novel_pose"].rows[1]
+    assert row.method == "GAS release" and all(math.isfinite(value) for value in row.values.values())
+
+
+def test_official_release_folder_with_a_bad_file_names_file_and_key(tmp_path):
+    official, svd, states = _official_checkpoint(tmp_path)
+    states["nerf_net"]["conv_layers.2.weight"] = torch.zeros(16, 4, 5, 5)
+    torch.save(states["nerf_net"], official / "nerf_net.pth")
+    with pytest.raises(ValueError, match=r"nerf_net\.pth.*conv_layers\.2\.weight"):
+        load_diffusion_checkpoint(official, base_svd_dir=svd)
+    (official / "nerf_net.pth").unlink()
+    with pytest.raises(FileNotFoundError, match=r"nerf_net\.pth"):
+        load_diffusion_checkpoint(official, base_svd_dir=svd)
+
+
+def test_release_window_convention_and_tiled_noise_in_generated_clips(inputs):
+    model = load_diffusion_checkpoint(inputs.checkpoint)
+    clip = _clip_tensors(inputs, "tiktok__00335__pose004")
+    key = "tiktok__00335__pose004"
+
+    def generated(*overrides: str) -> torch.Tensor:
+        sampling = load_eval_config(preset="tiny", overrides=["sampling.window=4", *overrides]).sampling
+        return generate_clip(model, clip, 9, sampling, torch.device("cpu"), key=key)
+
+    project = generated("sampling.overlap=1")
+    assert torch.equal(project, generated("sampling.overlap=1", "sampling.window_convention=project",
+                                          "sampling.tiled_noise=false"))
+    assert torch.equal(project, generated("sampling.overlap=2", "sampling.window_convention=official"))
+    assert not torch.allclose(project, generated("sampling.overlap=1", "sampling.tiled_noise=true"))
+    for bad in (["sampling.window_convention=official", "sampling.overlap=0"], ["sampling.window_convention=x"]):
+        with pytest.raises(ValueError, match="sampling.overlap|sampling.window_convention"):
+            load_eval_config(preset="tiny", overrides=bad)
 
 
 # ------------------------------------------------------------------------------------------------ the whole run

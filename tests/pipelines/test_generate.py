@@ -341,6 +341,64 @@ def test_diffusion_model_loads_from_save_pretrained_run_and_training_checkpoint(
         load_diffusion_model(tmp_path / "empty_run")
 
 
+def _weights_equal(model: GASModel, states: dict) -> bool:
+    from gas_core.diffusion.official import OFFICIAL_FILES, ours_to_official
+
+    for part in OFFICIAL_FILES:
+        ours = ours_to_official(part, getattr(model.denoiser, part).state_dict())
+        if ours.keys() != states[part].keys() or not all(torch.equal(ours[k], states[part][k]) for k in ours):
+            return False
+    return True
+
+
+def test_official_release_folder_loads_onto_the_base_svd_dir(tmp_path):
+    """--diffusion DIR with unet.pth, pose_net.pth, nerf_net.pth: frozen parts from model.base_svd_dir, denoiser from the files."""
+    from tests.gas_core.diffusion.official_fixtures import write_tiny_base_svd, write_tiny_official_checkpoint
+
+    donor = write_tiny_base_svd(tmp_path / "svd")
+    states = write_tiny_official_checkpoint(tmp_path / "GAS")
+    config = tiny_config(f"model.base_svd_dir={tmp_path / 'svd'}")
+    assert config.model.base_svd_dir == str(tmp_path / "svd") and GenerateConfig.tiny().model.base_svd_dir is None
+    model = load_diffusion_model(tmp_path / "GAS", base_svd_dir=config.model.base_svd_dir)
+    assert _weights_equal(model, states)
+    images = torch.rand(1, 3, 64, 64) * 2 - 1
+    assert torch.equal(model.encode_latents(images), donor.encode_latents(images))  # the base folder's VAE
+    with pytest.raises(GenerateInputError, match="model.base_svd_dir"):
+        load_diffusion_model(tmp_path / "GAS")
+
+
+@pytest.mark.parametrize("damage, names", [
+    ("missing nerf_net.pth", ["nerf_net.pth"]),
+    ("wrong shape", ["pose_net.pth", "final_proj.weight"]),
+])
+def test_official_release_folder_with_a_bad_file_names_file_and_key(tmp_path, damage, names):
+    from tests.gas_core.diffusion.official_fixtures import write_tiny_base_svd, write_tiny_official_checkpoint
+
+    write_tiny_base_svd(tmp_path / "svd")
+    states = write_tiny_official_checkpoint(tmp_path / "GAS")
+    if damage == "missing nerf_net.pth":
+        (tmp_path / "GAS" / "nerf_net.pth").unlink()
+    else:
+        states["pose_net"]["final_proj.weight"] = torch.zeros(7, 128, 1, 1)
+        torch.save(states["pose_net"], tmp_path / "GAS" / "pose_net.pth")
+    with pytest.raises(GenerateInputError) as error:
+        load_diffusion_model(tmp_path / "GAS", base_svd_dir=str(tmp_path / "svd"))
+    for name in names:
+        assert name in str(error.value)
+
+
+def test_release_window_convention_and_tiled_noise_settings():
+    default = GenerateConfig.paper().sampling
+    assert (default.window_convention, default.tiled_noise) == ("project", False)
+    config = tiny_config("sampling.window_convention=official", "sampling.overlap=3", "sampling.tiled_noise=true")
+    assert (config.sampling.window_convention, config.sampling.overlap, config.sampling.tiled_noise) == ("official", 3, True)
+    tiny_config("sampling.window_convention=official", "sampling.overlap=7")  # [1, window) counting the reference
+    for bad in (["sampling.window_convention=official", "sampling.overlap=0"], ["sampling.overlap=7"],
+                ["sampling.window_convention=mimic"], ["sampling.tiled_noise=3"]):
+        with pytest.raises(ValueError, match="sampling."):
+            tiny_config(*bad)
+
+
 # --------------------------------------------------------------------------------------- end to end
 def test_view_mode_writes_frames_video_and_strip(tmp_path, checkpoints, reference_files, caplog):
     nerf_dir, gas_dir = checkpoints

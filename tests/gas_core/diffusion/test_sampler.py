@@ -110,6 +110,51 @@ def test_sliding_windows_bound_frames_per_call(model):
     assert not torch.allclose(latents, whole)
 
 
+def _first_step_inputs(model: GASModel, conditions: GASConditions, **options) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The denoiser inputs of a sampling run's calls (c_in-scaled noisy latents) and its result."""
+    inputs: list[torch.Tensor] = []
+    handle = model.denoiser.register_forward_hook(lambda module, args, output: inputs.append(args[0].clone()))
+    try:
+        latents = _sample(model, conditions, **options)
+    finally:
+        handle.remove()
+    return inputs, latents
+
+
+def test_default_initial_noise_is_one_independent_draw_per_frame(model):
+    """The default path is unchanged: the first call sees c_in * sigma_max * randn(B, F, ...) of the generator."""
+    from gas_core.diffusion.edm import edm_preconditioning, karras_sigmas
+
+    conditions = random_conditions(model)
+    inputs, latents = _first_step_inputs(model, conditions)
+    sigma = karras_sigmas(STEPS)[0]
+    noise = torch.randn((BATCH, FRAMES, 4, LATENT, LATENT), generator=torch.Generator().manual_seed(0))
+    c_in = edm_preconditioning(sigma.reshape(1)).c_in
+    torch.testing.assert_close(inputs[0], c_in * (noise * sigma))
+    explicit = _sample(model, conditions, window_convention="project", tiled_noise=False)
+    assert torch.equal(latents, explicit)
+
+
+def test_official_windows_and_tiled_noise(model):
+    frames, window = 7, 4  # windows [0,1,2,3], [0,3,4,5], [0,4,5,6]: official overlap 2 = project overlap 1
+    conditions = random_conditions(model, batch=1, frames=frames)
+    project = _sample(model, conditions, window=window, overlap=1)
+    official = _sample(model, conditions, window=window, overlap=2, window_convention="official")
+    assert torch.equal(project, official)
+    inputs, tiled = _first_step_inputs(model, conditions, window=window, overlap=1, tiled_noise=True)
+    first, second, third = inputs[:3]  # the first step's three windows
+    noise = {0: first[0, 0], 1: first[0, 1], 2: first[0, 2], 3: first[0, 3], 4: second[0, 2], 5: second[0, 3],
+             6: third[0, 3]}
+    for index in range(window, frames):  # periodic in time with the window length
+        assert torch.equal(noise[index], noise[index - window])
+    assert not torch.equal(noise[1], noise[2])
+    assert not torch.allclose(tiled, project)  # the default noise is not periodic
+    with pytest.raises(ValueError, match="window_convention"):
+        _sample(model, conditions, window=window, window_convention="release")
+    with pytest.raises(ValueError, match="overlap"):
+        _sample(model, conditions, window=window, overlap=0, window_convention="official")
+
+
 @pytest.mark.parametrize(
     ("options", "name"),
     [
