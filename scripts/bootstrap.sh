@@ -3,9 +3,14 @@
 #   1. system libraries: libosmesa6 (headless OpenGL on CPU) and ffmpeg;
 #   2. a virtual environment at $VENV with exactly the versions in constraints.txt.
 # Re-running is cheap: each step is skipped when already done.
+# The Docker images (docker/Dockerfile.cpu, docker/Dockerfile.gpu) install through this script too:
+#   VENV=/opt/venv GAS_EXTRAS='' bash scripts/bootstrap.sh
+# GAS_EXTRAS: the package's optional dependencies to install (default: dev, the test and docs tools;
+# empty: none, for an image).
 set -euo pipefail
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3.11}
+GAS_EXTRAS=${GAS_EXTRAS-dev}
 cd "$(dirname "$0")/.."
 
 missing=()
@@ -29,7 +34,7 @@ if ! command -v "$PYTHON" >/dev/null; then
 fi
 
 stamp="$VENV/.gas-installed"
-want=$(cat constraints.txt pyproject.toml | sha256sum | cut -c1-16)
+want=$( (cat constraints.txt pyproject.toml; [ "$GAS_EXTRAS" = dev ] || echo "extras=$GAS_EXTRAS") | sha256sum | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
@@ -37,7 +42,7 @@ echo "bootstrap: creating $VENV (about 3 minutes and 7.7 GB on a fresh machine)"
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade "pip>=24" setuptools wheel
 # Exactly the tested versions; pyrender's own pins do not install on Python 3.11, hence --no-deps.
-"$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[dev]"
+"$VENV/bin/python" -m pip install -q -c constraints.txt -e ".${GAS_EXTRAS:+[$GAS_EXTRAS]}"
 "$VENV/bin/python" -m pip install -q -c constraints.txt --no-deps pyrender
 echo "$want" > "$stamp"
 echo "bootstrap: $VENV ready"
