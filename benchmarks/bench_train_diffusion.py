@@ -61,13 +61,39 @@ def _batch(model, *, batch_size: int, frames: int, size: int, cached: bool, devi
     return batch.to(device)
 
 
-def run_one(spec: dict) -> dict:
-    """One measurement (in this process); returns the row."""
+def training_step(model, batch, config, device):
+    """The trainer's optimizer step on one fixed ``batch`` (AdamW, gradient clipping, EMA), as a function of
+    the step index (which seeds the noise) returning the loss; shared with ``gpu_suite.py``."""
     import torch
     from diffusers.training_utils import EMAModel
 
+    from pipelines.train_diffusion import _autocast, draw_training_noise, latent_shape_of, training_loss
+
+    parameters = [p for p in model.denoiser.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=1e-5)
+    ema = EMAModel(parameters, decay=0.9999)
+
+    def step(index: int) -> float:
+        generator = torch.Generator(device=device).manual_seed(index)
+        noise = draw_training_noise(batch, latent_shape_of(model, batch), config, generator)
+        with _autocast(config, device):
+            loss = training_loss(model, model.denoiser, batch, noise, config).mean()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        ema.step(parameters)
+        return float(loss)
+
+    return step
+
+
+def run_one(spec: dict) -> dict:
+    """One measurement (in this process); returns the row."""
+    import torch
+
     from gas_core.diffusion import GASModel
-    from pipelines.train_diffusion import DiffusionTrainConfig, _autocast, draw_training_noise, latent_shape_of, training_loss
+    from pipelines.train_diffusion import DiffusionTrainConfig
 
     torch.set_num_threads(spec["threads"])
     device = torch.device(spec["device"])
@@ -81,26 +107,12 @@ def run_one(spec: dict) -> dict:
     model.denoiser.to(device).train()
     if spec["checkpointing"]:
         model.denoiser.unet.enable_gradient_checkpointing()
-    parameters = [p for p in model.denoiser.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=1e-5)
-    ema = EMAModel(parameters, decay=0.9999)
     batch = _batch(model, batch_size=spec["batch_size"], frames=spec["frames"], size=spec["size"], cached=spec["cached"],
                    device=device)
+    step = training_step(model, batch, config, device)
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats(device)
-
-    def step(index: int) -> float:
-        generator = torch.Generator(device=device).manual_seed(index)
-        noise = draw_training_noise(batch, latent_shape_of(model, batch), config, generator)
-        with _autocast(config, device):
-            loss = training_loss(model, model.denoiser, batch, noise, config).mean()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        ema.step(parameters)
-        return float(loss)
 
     step(0)  # warm-up: allocations, kernels
     if device.type == "cuda":
@@ -116,7 +128,7 @@ def run_one(spec: dict) -> dict:
     else:
         peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
     return {**spec, "seconds_per_step": seconds, "frames_per_second": spec["batch_size"] * spec["frames"] / seconds,
-            "peak_gib": peak_gib, "parameters_m": sum(p.numel() for p in parameters) / 1e6}
+            "peak_gib": peak_gib, "parameters_m": sum(p.numel() for p in model.denoiser.parameters() if p.requires_grad) / 1e6}
 
 
 def _child(spec: dict) -> dict:

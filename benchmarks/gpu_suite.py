@@ -306,11 +306,10 @@ def _build_gas_model(preset: str, device):
 
 def stage_train_step(sizes: Sizes) -> Measurement:
     import torch
-    from diffusers.training_utils import EMAModel
 
     sys.path.insert(0, str(BENCH_DIR))
-    from bench_train_diffusion import _batch
-    from pipelines.train_diffusion import DiffusionTrainConfig, _autocast, draw_training_noise, latent_shape_of, training_loss
+    from bench_train_diffusion import _batch, training_step
+    from pipelines.train_diffusion import DiffusionTrainConfig
 
     device = torch.device(sizes.device)
     paper = sizes.preset == "paper"
@@ -324,23 +323,8 @@ def stage_train_step(sizes: Sizes) -> Measurement:
     model.image_encoder.to(device, dtype=frozen_dtype)
     model.denoiser.to(device).train()
     model.denoiser.unet.enable_gradient_checkpointing()
-    parameters = [p for p in model.denoiser.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=1e-5)
-    ema = EMAModel(parameters, decay=0.9999)
     batch = _batch(model, batch_size=1, frames=sizes.frames, size=sizes.size, cached=cached, device=device)
-
-    def step(index: int) -> float:
-        generator = torch.Generator(device=device).manual_seed(index)
-        noise = draw_training_noise(batch, latent_shape_of(model, batch), config, generator)
-        with _autocast(config, device):
-            loss = training_loss(model, model.denoiser, batch, noise, config).mean()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        ema.step(parameters)
-        return float(loss)
-
+    step = training_step(model, batch, config, device)
     if sizes.warm_up:
         step(0)  # warm-up: allocations, kernels
     _sync(device)
@@ -353,7 +337,7 @@ def stage_train_step(sizes: Sizes) -> Measurement:
     if not all(math.isfinite(loss) for loss in losses):
         raise RuntimeError(f"non-finite training loss: {losses}")
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
-    parameters_m = sum(p.numel() for p in parameters) / 1e6
+    parameters_m = sum(p.numel() for p in model.denoiser.parameters() if p.requires_grad) / 1e6
     precision = "fp32" if config.mixed_precision == "no" else f"{config.mixed_precision} autocast"
     note = (f"{sizes.frames} frames {sizes.size}x{sizes.size}, {precision}, gradient checkpointing, "
             f"cached latents {'on' if cached else 'off'}, {seconds:.2f} s/step, {parameters_m:.0f} M trained params, {built}"

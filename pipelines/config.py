@@ -8,13 +8,13 @@ nested dataclasses, YAML-parsed values, lists to tuples) is :func:`override_fiel
 
 from __future__ import annotations
 
-from dataclasses import fields, is_dataclass, replace
+from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
-__all__ = ["PRESETS", "load_config", "override_field", "yaml_assignments"]
+__all__ = ["PRESETS", "ModelConfig", "load_config", "override_field", "yaml_assignments"]
 
 #: Preset names every stage config provides as classmethods.
 PRESETS = ("tiny", "paper")
@@ -83,3 +83,20 @@ def load_config(config_class: type[ConfigT], path: Path | str | None = None, *, 
     for key, value in assignments:
         config = override_field(config, key, value)
     return config
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The ``model`` section of ``gas generate`` and ``gas eval``: the frozen parts of a diffusion checkpoint
+    in the official release's layout.
+
+    ``base_svd_dir``: a local diffusers folder of SVD-xt 1.1 img2vid (``unet/`` config, ``vae/``,
+    ``image_encoder/``) that supplies the VAE, the CLIP image encoder and the network sizes when a
+    checkpoint folder holds ``unet.pth``, ``pose_net.pth``, ``nerf_net.pth``; unused otherwise.
+    """
+
+    base_svd_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.base_svd_dir is not None and (not isinstance(self.base_svd_dir, str) or not self.base_svd_dir.strip()):
+            raise ValueError(f"model.base_svd_dir must be a folder path or null, got {self.base_svd_dir!r}")

@@ -12,7 +12,7 @@ import torch
 from gas_core.diffusion.windows import WINDOW_CONVENTIONS
 from gas_core.metrics import LPIPS, PAPER_METRICS, PSNR, SSIM
 from gas_core.presets import PaperDefaults
-from pipelines.config import load_config
+from pipelines.config import ModelConfig, load_config
 
 
 #: Label of Table 4's row: the clips' NeRF renderings scored as they are ("before diffusion").
@@ -79,22 +79,6 @@ class SamplingConfig:
             raise ValueError(f"sampling.tiled_noise must be true or false, got {self.tiled_noise!r}")
         if int(self.decode_chunk) < 1:
             raise ValueError(f"sampling.decode_chunk must be >= 1, got {self.decode_chunk}")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """The frozen parts of checkpoints in the official release's layout.
-
-    ``base_svd_dir``: a local diffusers folder of SVD-xt 1.1 img2vid (``unet/`` config, ``vae/``,
-    ``image_encoder/``) that supplies the VAE, the CLIP image encoder and the network sizes of every
-    ``--checkpoint`` folder holding ``unet.pth``, ``pose_net.pth``, ``nerf_net.pth``; unused otherwise.
-    """
-
-    base_svd_dir: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.base_svd_dir is not None and (not isinstance(self.base_svd_dir, str) or not self.base_svd_dir.strip()):
-            raise ValueError(f"model.base_svd_dir must be a folder path or null, got {self.base_svd_dir!r}")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from gas_core.diffusion.windows import WINDOW_CONVENTIONS
 from gas_core.presets import PaperDefaults
 from gas_core.segment.video import MaskingConfig
 from pipelines.bake_nerf import NeRFRenderConfig
-from pipelines.config import load_config
+from pipelines.config import ModelConfig, load_config
 from pipelines.preprocess import VideoConfig
 
 
@@ -70,22 +70,6 @@ class SamplingConfig:
         if self.decode_chunk is not None:
             _positive(self.decode_chunk, "sampling.decode_chunk")
         _positive(self.fps_id, "sampling.fps_id")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """The diffusion model's frozen parts for a checkpoint in the official release's layout.
-
-    ``base_svd_dir``: a local diffusers folder of SVD-xt 1.1 img2vid (``unet/`` config, ``vae/``,
-    ``image_encoder/``) that supplies the VAE, the CLIP image encoder and the network sizes when
-    ``--diffusion`` is a release folder (``unet.pth``, ``pose_net.pth``, ``nerf_net.pth``); unused otherwise.
-    """
-
-    base_svd_dir: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.base_svd_dir is not None and (not isinstance(self.base_svd_dir, str) or not self.base_svd_dir.strip()):
-            raise ValueError(f"model.base_svd_dir must be a folder path or null, got {self.base_svd_dir!r}")
 
 
 @dataclass(frozen=True)
