@@ -501,6 +501,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _ensure_body_model() -> None:
+    """Build the open body model once (a bare machine has none) unless ``GAS_BODY_MODEL_PATH`` names a model:
+    the reference, bake and generate stages need it, and building it inside a stage would count its minutes."""
+    if os.environ.get("GAS_BODY_MODEL_PATH"):
+        return
+    from gas_core.body.open_model import ensure_open_body_model
+
+    started = time.perf_counter()
+    folder = ensure_open_body_model()
+    print(f"gpu_suite: body model {folder} ready in {time.perf_counter() - started:.0f} s", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.child:
@@ -518,6 +530,7 @@ def main(argv: list[str] | None = None) -> int:
         print("gpu_suite: no CUDA device here; this suite measures GPU figures (use --dry-run to check it on a CPU)",
               file=sys.stderr)
         return NO_CUDA_EXIT
+    _ensure_body_model()
     started = time.perf_counter()
     rows = run_suite(args.dry_run, args.budget, args.setup_seconds, stages)
     wall = time.perf_counter() - started

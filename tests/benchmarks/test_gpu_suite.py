@@ -29,7 +29,7 @@ def _cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def test_dry_run_completes_every_stage(tmp_path: Path):
+def test_dry_run_completes_every_stage(tmp_path: Path, open_body_model_dir: Path):
     out = tmp_path / "r.json"
     done = subprocess.run([sys.executable, str(SUITE), "--dry-run", "--out", str(out), "--setup-seconds", "12.5"],
                           cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=600)
