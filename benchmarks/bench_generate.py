@@ -91,13 +91,16 @@ def write_driver(path: Path, frames: int) -> Path:
     return path
 
 
-def build_generator(preset: str, config: GenerateConfig) -> SingleImageGenerator:
-    """Random-weight NeRF and GAS model of ``preset`` in memory, on the config's device and dtype."""
+def build_generator(preset: str, config: GenerateConfig, model: GASModel | None = None) -> SingleImageGenerator:
+    """Random-weight NeRF and GAS model of ``preset`` in memory, on the config's device and dtype.
+
+    ``model``: a GAS model built by the caller (e.g. directly on a GPU); default ``GASModel.from_preset(preset)``.
+    """
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.dtype, device)
     torch.manual_seed(0)
     nerf = GeneralizableHumanNeRF.from_preset(preset)
-    model = GASModel.from_preset(preset)
+    model = GASModel.from_preset(preset) if model is None else model
     model.to(device) if dtype == torch.float32 else model.to(device, dtype=dtype)
     bake_config = BakeConfig(clip=ClipConfig(width=config.size, height=config.size, num_frames=1, num_references=1),
                              render=config.nerf.render_config(str(device)), body_model_path=config.body_model_path)

@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # nerf_data puts the repository on sys.path, sets GAS_CACHE_DIR's default and configures headless GL.
-from nerf_data import REPO_ROOT, make_synthetic_shards  # noqa: E402
+from nerf_data import REPO_ROOT, body_silhouettes, make_synthetic_shards  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -62,15 +62,6 @@ class Scores:
     ssim: list[float] = field(default_factory=list)
     mask_iou: list[float] = field(default_factory=list)
     queries: list[float] = field(default_factory=list)
-
-
-def body_silhouettes(batch, renderer: NormalMapRenderer) -> torch.Tensor:
-    """(B, H, W) bool: the posed target bodies rasterised in their target cameras."""
-    masks = []
-    for b, camera in enumerate(batch.target_camera.to_cameras()):
-        normals = renderer.render_views(batch.target_body.vertices[b].numpy(), batch.target_body.faces.numpy(), [camera])
-        masks.append(torch.from_numpy(normals[0].max(axis=-1) > 0))
-    return torch.stack(masks)
 
 
 def hole_pixels(opacity: torch.Tensor, silhouette: torch.Tensor, threshold: float) -> torch.Tensor:

@@ -27,9 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # nerf_data puts the repository on sys.path, sets GAS_CACHE_DIR's default and configures headless GL.
-from nerf_data import REPO_ROOT, make_synthetic_shards  # noqa: E402
+from nerf_data import REPO_ROOT, body_silhouettes, make_synthetic_shards  # noqa: E402
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from gas_core.body.smpl import BodyModel  # noqa: E402
@@ -48,16 +47,10 @@ from shards.reader import make_subject_pipeline  # noqa: E402
 
 def baseline_render(batch, renderer: NormalMapRenderer) -> tuple[torch.Tensor, torch.Tensor]:
     """Posed mesh silhouettes (B, 1, H, W) filled with each reference's mean foreground colour -> rgb (B, 3, H, W)."""
-    images, masks = [], []
-    cameras = batch.target_camera.to_cameras()
-    for b, camera in enumerate(cameras):
-        normals = renderer.render_views(batch.target_body.vertices[b].numpy(), batch.target_body.faces.numpy(), [camera])
-        silhouette = torch.from_numpy((normals[0].max(axis=-1) > 0).astype(np.float32))[None]
-        weight = batch.reference.mask[b]
-        colour = (batch.reference.image[b] * weight).sum(dim=(1, 2)) / weight.sum().clamp_min(1.0)
-        images.append(colour[:, None, None] * silhouette)
-        masks.append(silhouette)
-    return torch.stack(images), torch.stack(masks)
+    masks = body_silhouettes(batch, renderer).float()[:, None]  # (B, 1, H, W)
+    weight = batch.reference.mask
+    colour = (batch.reference.image * weight).sum(dim=(2, 3)) / weight.sum(dim=(2, 3)).clamp_min(1.0)  # (B, 3)
+    return colour[:, :, None, None] * masks, masks
 
 
 def evaluate(checkpoint: Path, heldout: Path, image_size: int, body_model: BodyModel) -> dict[str, dict[str, float]]:

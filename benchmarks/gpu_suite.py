@@ -292,7 +292,7 @@ def _build_gas_model(preset: str, device):
     from gas_core.diffusion import GASModel
     from gas_core.diffusion.presets import GASModelPreset
 
-    def build() -> GASModel:  # what GASModel.from_preset does (it may be patched by stage_generate)
+    def build() -> GASModel:  # what GASModel.from_preset does
         return GASModel.from_sizes(GASModelPreset.named(preset), seed=0)
 
     if device.type == "cuda":
@@ -357,20 +357,8 @@ def stage_generate(sizes: Sizes) -> Measurement:
     if sizes.preset == "paper":
         overrides.append("dtype=fp16")
     config = replace(load_generate_config(preset=sizes.preset, overrides=overrides), num_views=sizes.frames, mode="view")
-    device = torch.device(sizes.device)
-    original_from_preset = bench_generate.GASModel.from_preset
-    built = []
-
-    def from_preset(name: str, **kwargs):  # build on the GPU directly instead of initialising 2 B weights on the CPU
-        model, how = _build_gas_model(name, device)
-        built.append(how)
-        return model
-
-    bench_generate.GASModel.from_preset = from_preset
-    try:
-        generator = bench_generate.build_generator(sizes.preset, config)
-    finally:
-        bench_generate.GASModel.from_preset = original_from_preset
+    model, built = _build_gas_model(sizes.preset, torch.device(sizes.device))  # on the GPU directly: 2 B weights
+    generator = bench_generate.build_generator(sizes.preset, config, model=model)
     with tempfile.TemporaryDirectory(prefix="gpu-suite-generate-") as scratch, generator:
         folder = Path(scratch)
         inputs = bench_generate.make_reference(folder, generator.body_model, config.size)
@@ -386,7 +374,7 @@ def stage_generate(sizes: Sizes) -> Measurement:
     stages = {key: round(value, 3) for key, value in result.seconds.items()}
     dtype = bench_generate.resolve_dtype(config.dtype, generator.device)
     return Measurement(seconds, f"{result.num_frames} frames {config.size}x{config.size}, {config.sampling.steps} steps, "
-                       f"{str(dtype).removeprefix('torch.')}, {', '.join(built)}",
+                       f"{str(dtype).removeprefix('torch.')}, {built}",
                        {"frames": result.num_frames, "steps": config.sampling.steps, "stage_seconds": stages})
 
 

@@ -1,6 +1,8 @@
-"""Synthetic subject shards for the NeRF benchmarks (``pipelines.synth`` subjects through ``pipelines.preprocess``).
+"""Synthetic subject shards for the NeRF benchmarks (``pipelines.synth`` subjects through ``pipelines.preprocess``),
+and the posed bodies' silhouettes the NeRF is judged against (:func:`body_silhouettes`).
 
-Imported by ``bench_nerf.py`` and ``bench_nerf_quality.py``; runnable alone to prepare the data:
+Imported by ``bench_nerf.py``, ``bench_nerf_quality.py`` and ``bench_nerf_holes.py``; runnable alone to
+prepare the data:
 
     GAS_CACHE_DIR=.cache PYOPENGL_PLATFORM=osmesa .venv/bin/python benchmarks/nerf_data.py OUT --subjects 24 --seed 11
 """
@@ -14,6 +16,9 @@ from pathlib import Path
 
 from repo_setup import REPO_ROOT  # noqa: F401 - first: the repository on sys.path, GAS_CACHE_DIR's default, headless GL
 
+import torch  # noqa: E402
+
+from gas_core.render.normals import NormalMapRenderer  # noqa: E402
 from pipelines.preprocess import PreprocessConfig, pack_staged_subjects, plan_subjects, preprocess_subject  # noqa: E402
 from pipelines.synth import synthesize_dataset  # noqa: E402
 
@@ -34,6 +39,15 @@ def make_synthetic_shards(out_dir: Path, *, subjects: int, seed: int, config: Pr
         logging.info("%s: %s (fit %.1f s)", ref.subject_id, report.status, report.fit_s)
     pack_staged_subjects(plan.staging_dir, shards, config)
     return shards
+
+
+def body_silhouettes(batch, renderer: NormalMapRenderer) -> torch.Tensor:
+    """(B, H, W) bool: the posed target bodies of a NeRF training ``batch`` rasterised in their target cameras."""
+    masks = []
+    for b, camera in enumerate(batch.target_camera.to_cameras()):
+        normals = renderer.render_views(batch.target_body.vertices[b].numpy(), batch.target_body.faces.numpy(), [camera])
+        masks.append(torch.from_numpy(normals[0].max(axis=-1) > 0))
+    return torch.stack(masks)
 
 
 def main() -> None:

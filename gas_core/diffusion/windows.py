@@ -22,11 +22,19 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["WINDOW_CONVENTIONS", "project_overlap", "sliding_windows", "tiled_initial_noise", "triangular_weights",
+__all__ = ["WINDOW_CONVENTIONS", "overlap_range", "project_overlap", "sliding_windows", "tiled_initial_noise", "triangular_weights",
            "blend_windows"]
 
 #: Names of the overlap conventions (see the module docstring).
 WINDOW_CONVENTIONS = ("project", "official")
+
+
+def overlap_range(window: int, convention: str = "project") -> tuple[int, int]:
+    """The allowed ``overlap`` values ``[low, high)`` for windows of ``window`` frames in ``convention``:
+    ``[0, window - 1)`` for ``"project"``, ``[1, window)`` for ``"official"`` (it counts the reference)."""
+    if convention not in WINDOW_CONVENTIONS:
+        raise ValueError(f"convention must be one of {WINDOW_CONVENTIONS}, got {convention!r}")
+    return (1, window) if convention == "official" else (0, window - 1)
 
 
 def project_overlap(window: int, overlap: int, convention: str = "project") -> int:
@@ -35,12 +43,11 @@ def project_overlap(window: int, overlap: int, convention: str = "project") -> i
     ``"project"``: ``0 <= overlap < window - 1``, returned as is. ``"official"`` (the release's
     ``tile_overlap``, reference included): ``1 <= overlap < window``, returned minus one.
     """
-    if convention not in WINDOW_CONVENTIONS:
-        raise ValueError(f"convention must be one of {WINDOW_CONVENTIONS}, got {convention!r}")
     if not isinstance(window, int) or isinstance(window, bool) or window < 2:
         raise ValueError(f"window must be an int >= 2, got {window!r}")
+    low, high = overlap_range(window, convention)  # validates convention
     if convention == "official":
-        if not isinstance(overlap, int) or isinstance(overlap, bool) or not 1 <= overlap < window:
+        if not isinstance(overlap, int) or isinstance(overlap, bool) or not low <= overlap < high:
             raise ValueError(f"overlap must be an int in [1, window) = [1, {window}) with the official convention "
                              f"(it counts the shared reference frame), got {overlap!r}")
         return overlap - 1

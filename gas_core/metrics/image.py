@@ -87,6 +87,13 @@ def _unit_range(image: torch.Tensor, label: str, data_range: float | None) -> to
     return image
 
 
+def _checked_images(pred: torch.Tensor, target: torch.Tensor,
+                    data_range: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``pred`` and ``target`` checked (:func:`_check_images`) and brought to the [0, 1] scale (:func:`_unit_range`)."""
+    _check_images(pred, target)
+    return _unit_range(pred, "pred", data_range), _unit_range(target, "target", data_range)
+
+
 def _check_mask(mask: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
     batch, _, height, width = images.shape
     if not isinstance(mask, torch.Tensor) or mask.shape not in ((batch, 1, height, width), (batch, height, width)):
@@ -134,8 +141,7 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, *, mask: torch.Tensor | None 
         ValueError: on mismatched shapes, floating-point input outside [0, 1] without ``data_range``
             (naming ``pred`` or ``target``), a bad mask or box, or a mask with no weight in an image.
     """
-    _check_images(pred, target)
-    pred, target = _unit_range(pred, "pred", data_range), _unit_range(target, "target", data_range)
+    pred, target = _checked_images(pred, target, data_range)
     weights = _check_mask(mask, pred) if mask is not None else None
     squared = (pred.to(torch.float64) - target.to(torch.float64)) ** 2
     if box is not None:
@@ -195,8 +201,7 @@ def ssim_map(pred: torch.Tensor, target: torch.Tensor, *, data_range: float | No
         ``(B, 3, H - 10, W - 10)`` float64: pixel ``(i, j)`` is the SSIM at image pixel
         ``(i + 5, j + 5)``, equal to skimage's ``full=True`` map cropped by 5 pixels on each side.
     """
-    _check_images(pred, target)
-    return _ssim_map_unit(_unit_range(pred, "pred", data_range), _unit_range(target, "target", data_range))
+    return _ssim_map_unit(*_checked_images(pred, target, data_range))
 
 
 def _ssim_map_unit(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -250,8 +255,7 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, *, mask: torch.Tensor | None 
             (naming the argument), images or boxes under 11 pixels, a bad mask, or a mask with no weight
             inside the valid part of the map.
     """
-    _check_images(pred, target)
-    pred, target = _unit_range(pred, "pred", data_range), _unit_range(target, "target", data_range)
+    pred, target = _checked_images(pred, target, data_range)
     weights = _check_mask(mask, pred) if mask is not None else None
     if box is not None:
         values = []

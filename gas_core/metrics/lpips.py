@@ -30,7 +30,7 @@ import lpips as lpips_package
 import torch
 from torch import nn
 
-from gas_core.metrics.image import _check_box, _check_images, _unit_range
+from gas_core.metrics.image import _check_box, _checked_images
 
 __all__ = ["LPIPS_BACKBONES", "LPIPSMetric", "backbone_weights_hint", "load_backbone_state"]
 
@@ -145,12 +145,12 @@ class LPIPSMetric(nn.Module):
         Raises:
             ValueError: bad shapes or boxes, or floating-point input outside [0, 1] without ``data_range``.
         """
-        _check_images(pred, target)
+        pred, target = _checked_images(pred, target, data_range)
         if min(pred.shape[-2:]) < _MIN_SIDE:
             raise ValueError(f"images must be at least {_MIN_SIDE} pixels on each side for LPIPS, got {tuple(pred.shape[-2:])}")
         parameter = next(self.model.parameters())
-        pred = _unit_range(pred, "pred", data_range).to(device=parameter.device, dtype=parameter.dtype)
-        target = _unit_range(target, "target", data_range).to(device=parameter.device, dtype=parameter.dtype)
+        pred = pred.to(device=parameter.device, dtype=parameter.dtype)
+        target = target.to(device=parameter.device, dtype=parameter.dtype)
         if box is not None:
             values = [
                 self.model(pred[i:i + 1, :, y0:y1, x0:x1], target[i:i + 1, :, y0:y1, x0:x1], normalize=True).flatten()

@@ -43,12 +43,12 @@ class ScanView:
 class OrbitRender:
     """An orbit of views of one scan: ``views[i]`` is seen by ``cameras[i]``; the cameras live in the
     normalised frame given by ``normalization`` (``p_normalised = normalization.apply(p_scan)``).
-    ``spec``: the orbit as rendered (its ``distance``, metres, set by the framing; None when unknown)."""
+    ``spec``: the orbit as rendered (its ``distance``, metres, set by the framing)."""
 
     views: list[ScanView]
     cameras: list[Camera]
     normalization: Normalization
-    spec: OrbitSpec | None = None
+    spec: OrbitSpec
 
 
 def clip_planes(points: np.ndarray, camera: Camera, margin: float = 0.02) -> tuple[float, float]:

@@ -232,14 +232,8 @@ def read_thuman_subject(ref: SubjectRef) -> RawScan:
     mesh = load_mesh_file(obj_path, _HINT, counts=counts)
     if not isinstance(mesh.visual, trimesh.visual.TextureVisuals) or mesh.visual.uv is None:
         raise ScanReadError(f"{obj_path}: faces carry no texture coordinates (f v/vt); {_HINT}")
-    image = getattr(mesh.visual.material, "image", None)
-    if image is None:
+    if getattr(mesh.visual.material, "image", None) is None:  # every texture file decoded above
         raise ScanReadError(f"{textures[0]}: texture could not be decoded; re-download it from the release")
-    try:
-        image.load()  # decode now: a lazily opened image would otherwise fail later, inside the renderer
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ScanReadError(f"{textures[0]}: texture image cannot be decoded ({error}); "
-                            "re-download it from the release") from error
     sources: list[Path] = [obj_path, *textures]
     params = None
     for candidate in _smplx_candidates(ref):

@@ -9,7 +9,7 @@ from typing import Literal
 
 import torch
 
-from gas_core.diffusion.windows import WINDOW_CONVENTIONS
+from gas_core.diffusion.windows import WINDOW_CONVENTIONS, overlap_range
 from gas_core.metrics import LPIPS, PAPER_METRICS, PSNR, SSIM
 from gas_core.presets import PaperDefaults
 from pipelines.config import ModelConfig, load_config
@@ -71,7 +71,7 @@ class SamplingConfig:
         if self.window_convention not in WINDOW_CONVENTIONS:
             raise ValueError(f"sampling.window_convention must be one of {WINDOW_CONVENTIONS}, got {self.window_convention!r}")
         if self.window is not None:
-            low, high = (1, int(self.window)) if self.window_convention == "official" else (0, int(self.window) - 1)
+            low, high = overlap_range(int(self.window), self.window_convention)
             if not low <= int(self.overlap) < high:
                 raise ValueError(f"sampling.overlap must be in [{low}, {high}) with window_convention "
                                  f"{self.window_convention!r}, got {self.overlap} for window {self.window}")

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gas_core.metrics import LPIPS, PSNR, SSIM, composite_on_background, psnr, ssim
+from gas_core.metrics import LPIPS, PSNR, SSIM, composite_on_background, mask_bounding_box, psnr, ssim
 from gas_core.metrics.fvd import I3D_MIN_FRAMES
 from pipelines.evaluate.config import BOX_MIN_SIDE, BOX_REGION, PAPER_REGION
 from pipelines.evaluate.metrics import MetricSuite
@@ -79,20 +79,21 @@ def person_boxes(masks: Tensor, min_side: int = BOX_MIN_SIDE) -> Tensor:
     if isinstance(min_side, bool) or not isinstance(min_side, int) or min_side < 1:
         raise ValueError(f"min_side must be a positive int, got {min_side!r}")
     height, width = masks.shape[-2:]
-    boxes = []
-    for mask in masks[:, 0] > 0.5:
-        rows, cols = torch.nonzero(mask.any(dim=1)).flatten(), torch.nonzero(mask.any(dim=0)).flatten()
-        if rows.numel() == 0:
-            boxes.append([0, 0, width, height])
-            continue
+    masks = masks.detach().cpu()
+    found = (masks > 0.5).flatten(1).any(dim=1)
+    boxes = torch.tensor([0, 0, width, height], dtype=torch.int64).repeat(masks.shape[0], 1)
+    if bool(found.any()):
+        boxes[found] = mask_bounding_box(masks[found])
+    for index in torch.nonzero(found).flatten().tolist():
+        x0, y0, x1, y1 = boxes[index].tolist()
         corners = []
-        for low, high, limit in ((int(cols[0]), int(cols[-1]) + 1, width), (int(rows[0]), int(rows[-1]) + 1, height)):
+        for low, high, limit in ((x0, x1, width), (y0, y1, height)):
             side = min(max(high - low, min_side), limit)
             start = min(max((low + high - side) // 2, 0), limit - side)
             corners.append((start, start + side))
         (x0, x1), (y0, y1) = corners
-        boxes.append([x0, y0, x1, y1])
-    return torch.tensor(boxes, dtype=torch.int64).reshape(-1, 4)
+        boxes[index] = torch.tensor([x0, y0, x1, y1])
+    return boxes
 
 
 def score_clip(pred: Tensor, target: Tensor, masks: Tensor, *, mask_background: bool, background: float,

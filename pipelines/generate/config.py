@@ -12,7 +12,7 @@ import torch
 
 from gas_core.body.fit.monocular import MonocularFitConfig
 from gas_core.diffusion.guidance import pose_guidance_scales, view_guidance_scales
-from gas_core.diffusion.windows import WINDOW_CONVENTIONS
+from gas_core.diffusion.windows import WINDOW_CONVENTIONS, overlap_range
 from gas_core.presets import PaperDefaults
 from gas_core.segment.video import MaskingConfig
 from pipelines.bake_nerf import NeRFRenderConfig
@@ -61,7 +61,7 @@ class SamplingConfig:
             raise ValueError(f"sampling.window must be >= 2 (the reference frame and one more), got {self.window}")
         if self.window_convention not in WINDOW_CONVENTIONS:
             raise ValueError(f"sampling.window_convention must be one of {WINDOW_CONVENTIONS}, got {self.window_convention!r}")
-        low, high = (1, self.window) if self.window_convention == "official" else (0, self.window - 1)
+        low, high = overlap_range(self.window, self.window_convention)
         if isinstance(self.overlap, bool) or not isinstance(self.overlap, int) or not low <= self.overlap < high:
             raise ValueError(f"sampling.overlap must be an int in [{low}, {high}) with window_convention "
                              f"{self.window_convention!r}, got {self.overlap!r}")
