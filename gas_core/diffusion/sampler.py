@@ -26,6 +26,7 @@ of the SVD img2vid ``scheduler/scheduler_config.json`` used with diffusers' ``Eu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import torch
@@ -85,6 +86,7 @@ def sample_latents(
     rho: float = SVD_SAMPLING_RHO,
     sigma_data: float = 1.0,
     progress: bool = False,
+    step_callback: Callable[[int, int], None] | None = None,
 ) -> Tensor:
     """Sample B clips of F frames: SCALED latents ``(B, F, 4, h, w)`` (decode with ``model.decode_latents``).
 
@@ -109,6 +111,8 @@ def sample_latents(
         sigma_min, sigma_max, rho: the Karras noise schedule (latent units); defaults are SVD's.
         sigma_data: EDM's data standard deviation (1 for SVD).
         progress: show a progress bar over the steps.
+        step_callback: called as ``step_callback(done, num_steps)`` after each Euler step (e.g. a
+            progress display); None calls nothing.
     """
     if not isinstance(num_steps, int) or num_steps < 1:
         raise ValueError(f"num_steps must be a positive int, got {num_steps!r}")
@@ -168,6 +172,8 @@ def sample_latents(
             denoised = predictions[0] if single_window else blend_windows(predictions, windows, frames)
             derivative = (latents - denoised) / sigma
             latents = latents + derivative * (sigmas[step + 1] - sigma)
+            if step_callback is not None:
+                step_callback(step + 1, num_steps)
     finally:
         model.denoiser.train(was_training)
     return latents

@@ -72,7 +72,7 @@ from pipelines.generate.files import (
     read_pose_sequence,
     read_smpl_file,
 )
-from pipelines.generate.generator import SingleImageGenerator
+from pipelines.generate.generator import ProgressCallback, SingleImageGenerator
 from pipelines.generate.models import load_diffusion_model
 from pipelines.generate.outputs import GenerateResult
 from pipelines.generate.reference import ReferenceInputs, check_input_files, prepare_reference, read_generation_inputs
@@ -94,6 +94,7 @@ __all__ = [
     "ReferenceInputs",
     "EstimatorConfig",
     "SamplingConfig",
+    "ProgressCallback",
     "SingleImageGenerator",
     "drive_poses",
     "generate",

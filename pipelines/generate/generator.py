@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,16 @@ from pipelines.generate.reference import ReferenceInputs, prepare_reference, rea
 from pipelines.generate.targets import _flip_world_upright, drive_poses, reference_orbit
 
 logger = logging.getLogger(__name__)
+
+#: ``on_progress(stage, done, total)``: called as generation advances through its stages, in order
+#: "nerf" (chunks of NeRF frames and normal maps), "encoding" (1 call), "sampling" (Euler steps) and
+#: "decoding" (chunks of frames); ``done`` counts up to ``total`` within a stage.
+ProgressCallback = Callable[[str, int, int], None]
+
+
+def _report(on_progress: ProgressCallback | None, stage: str, done: int, total: int) -> None:
+    if on_progress is not None:
+        on_progress(stage, done, total)
 
 
 class SingleImageGenerator:
@@ -134,7 +144,8 @@ class SingleImageGenerator:
 
     def render_conditions(self, image: np.ndarray, mask: np.ndarray, camera: Camera, smpl: Mapping[str, Any],
                           cameras: Sequence[Camera], frames_smpl: Sequence[Mapping[str, Any]],
-                          progress: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                          progress: bool | None = None,
+                          on_progress: ProgressCallback | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """NeRF frames uint8 (F, H, W, 3), their opacity (F, H, W) and normal maps (F, H, W, 3) of the targets.
 
         Rendered by :meth:`ClipBaker.bake` from a one-frame :class:`ClipSource` (the reference) in chunks of
@@ -146,7 +157,8 @@ class SingleImageGenerator:
         chunk = int(config.sampling.window)
         nerf, opacity, normals = [], [], []
         starts = range(0, len(cameras), chunk)
-        for start in tqdm(starts, desc="NeRF + normal maps", unit="chunk", disable=None if progress is None else not progress):
+        _report(on_progress, "nerf", 0, len(starts))
+        for done, start in enumerate(tqdm(starts, desc="NeRF + normal maps", unit="chunk", disable=None if progress is None else not progress), 1):
             stop = min(start + chunk, len(cameras))
             spec = ClipSpec(mode=config.mode, reference_index=0, frame_indices=(0,) * (stop - start),
                             cameras=tuple(cameras[start:stop]), smpl=tuple(frames_smpl[start:stop]))
@@ -157,6 +169,7 @@ class SingleImageGenerator:
             nerf.append(clip.nerf)
             opacity.append(clip.nerf_masks)
             normals.append(clip.normals)
+            _report(on_progress, "nerf", done, len(starts))
         return np.concatenate(nerf), np.concatenate(opacity), np.concatenate(normals)
 
     @torch.no_grad()
@@ -186,10 +199,11 @@ class SingleImageGenerator:
 
     @torch.no_grad()
     def sample(self, conditions: GASConditions, progress: bool | None = None,
-               guidance_scales: torch.Tensor | None = None) -> np.ndarray:
+               guidance_scales: torch.Tensor | None = None, on_progress: ProgressCallback | None = None) -> np.ndarray:
         """Sample and decode: uint8 (F, H, W, 3) frames. Windows of ``sampling.window`` frames when F is larger.
 
         ``guidance_scales``: float (F,) per frame; None: the config's schedule (:func:`guidance_scales_for`).
+        ``on_progress``: see :data:`ProgressCallback` (stages "sampling" and "decoding").
         """
         config = self.config
         sampling = config.sampling
@@ -202,18 +216,26 @@ class SingleImageGenerator:
                                  window=sampling.window if frames > sampling.window else None,
                                  overlap=sampling.overlap, window_convention=sampling.window_convention,
                                  tiled_noise=sampling.tiled_noise, generator=generator,
-                                 progress=bool(progress) if progress is not None else sys.stderr.isatty())
+                                 progress=bool(progress) if progress is not None else sys.stderr.isatty(),
+                                 step_callback=None if on_progress is None else
+                                 lambda done, total: on_progress("sampling", done, total))
         chunk = sampling.decode_chunk or sampling.window
         decoded = []
-        for start in tqdm(range(0, frames, chunk), desc="decoding", unit="chunk",
-                          disable=None if progress is None else not progress):
+        starts = range(0, frames, chunk)
+        for done, start in enumerate(tqdm(starts, desc="decoding", unit="chunk",
+                                          disable=None if progress is None else not progress), 1):
             part = latents[0, start:start + chunk]
             decoded.append(_to_uint8_frames(self.model.decode_latents(part, num_frames=part.shape[0])))
+            _report(on_progress, "decoding", done, len(starts))
         return np.concatenate(decoded)
 
     # ------------------------------------------------------------------ all of it
-    def generate(self, inputs: GenerateInputs, out_dir: str | Path, *, progress: bool | None = None) -> GenerateResult:
-        """Read ``inputs``, render the conditions, sample, write the outputs into ``out_dir`` (see the module docstring)."""
+    def generate(self, inputs: GenerateInputs, out_dir: str | Path, *, progress: bool | None = None,
+                 on_progress: ProgressCallback | None = None) -> GenerateResult:
+        """Read ``inputs``, render the conditions, sample, write the outputs into ``out_dir`` (see the module docstring).
+
+        ``progress``: tqdm bars (None: when stderr is a terminal); ``on_progress``: a :data:`ProgressCallback`.
+        """
         config = self.config
         out_dir = Path(out_dir)
         timings: dict[str, float] = {}
@@ -242,14 +264,17 @@ class SingleImageGenerator:
         timings["inputs"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        nerf, opacity, normals = self.render_conditions(image, mask, camera, smpl, cameras, frames_smpl, progress)
+        nerf, opacity, normals = self.render_conditions(image, mask, camera, smpl, cameras, frames_smpl, progress,
+                                                       on_progress)
         timings["nerf_and_normals"] = time.perf_counter() - clock
         clock = time.perf_counter()
+        _report(on_progress, "encoding", 0, 1)
         conditions = self.build_conditions(image, nerf, normals)
+        _report(on_progress, "encoding", 1, 1)
         timings["encode"] = time.perf_counter() - clock
         clock = time.perf_counter()
         scales = guidance_scales_for(config.mode, len(cameras), config.guidance)
-        output = self.sample(conditions, progress, guidance_scales=scales)
+        output = self.sample(conditions, progress, guidance_scales=scales, on_progress=on_progress)
         timings["sample_and_decode"] = time.perf_counter() - clock
 
         keep = slice(1, None) if config.mode == "pose" else slice(None)  # pose mode: frame 0 is the reference pose

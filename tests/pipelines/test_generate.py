@@ -403,9 +403,15 @@ def test_release_window_convention_and_tiled_noise_settings():
 def test_view_mode_writes_frames_video_and_strip(tmp_path, checkpoints, reference_files, caplog):
     nerf_dir, gas_dir = checkpoints
     config = tiny_config("num_views=5", "guidance.view_max=2.5")
+    events: list[tuple[str, int, int]] = []
     with caplog.at_level(logging.INFO, logger="pipelines.generate"):
         result = generate(reference_files, tmp_path / "out", nerf_checkpoint=nerf_dir, diffusion_checkpoint=gas_dir,
-                          config=config, progress=False)
+                          config=config, progress=False, on_progress=lambda *event: events.append(event))
+    # the progress callback follows the real stages in order, each counting up to its total
+    stages = [stage for stage, _, _ in events]
+    assert sorted(set(stages), key=stages.index) == ["nerf", "encoding", "sampling", "decoding"]
+    assert [event for event in events if event[0] == "sampling"] == [("sampling", step, 2) for step in (1, 2)]
+    assert all(0 <= done <= total for _, done, total in events) and events[-1][1] == events[-1][2]
     frames = sorted(result.frames_dir.glob("frame_*.png"))
     assert result.num_frames == 5 and len(frames) == 5
     assert np.asarray(Image.open(frames[3])).shape == (SIZE, SIZE, 3)
