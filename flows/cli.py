@@ -12,6 +12,7 @@
     gas generate IMAGE --out DIR [...]           novel views (orbit) or poses from one image
     gas eval --clips C --split S --checkpoint NAME=PATH --out D   score checkpoints, write tables (flow evaluate)
     gas serve [--prefect-yaml FILE]              serve every deployment of prefect.yaml
+    gas app [--data-root DIR] [--nerf C --diffusion C]   browser app: generate from a photo, browse shards
     gas demo [--out DIR]                         the whole pipeline on synthetic data
 
 Heavy imports happen inside each command so that ``gas --help`` is instant.
@@ -66,6 +67,26 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from flows.deployments import serve_all
 
     serve_all(Path(args.prefect_yaml) if args.prefect_yaml else None, limit=args.limit)
+    return 0
+
+
+def _cmd_app(args: argparse.Namespace) -> int:
+    from pipelines.app import AppSettings, close_app, launch_app
+    from pipelines.generate import load_generate_config
+
+    if (args.nerf is None) != (args.diffusion is None):
+        raise ValueError("--nerf and --diffusion go together (generation needs both checkpoints)")
+    config = load_generate_config(args.config, preset=args.preset, overrides=args.set)
+    settings = AppSettings(host=args.host, port=args.port, data_roots=tuple(args.data_root), out_dir=Path(args.out),
+                           nerf=Path(args.nerf) if args.nerf else None,
+                           diffusion=Path(args.diffusion) if args.diffusion else None, config=config,
+                           max_upload_mb=args.max_upload_mb)
+    blocks, url = launch_app(settings)
+    print(f"GAS app on {url} (Ctrl+C stops it)", flush=True)
+    try:
+        blocks.block_thread()
+    finally:
+        close_app(blocks)
     return 0
 
 
@@ -228,6 +249,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--prefect-yaml")
     serve.add_argument("--limit", type=int, help="max concurrent flow runs")
     serve.set_defaults(func=_cmd_serve)
+
+    app = commands.add_parser("app", help="browser app: generate from a photo, browse shard folders")
+    app.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    app.add_argument("--port", type=int, help="port (default: the first free one from 7860)")
+    app.add_argument("--data-root", action="append", default=[], metavar="DIR",
+                     help="folder or s3:// prefix whose shards may be browsed and served (repeatable)")
+    app.add_argument("--nerf", help="NeRF checkpoint (as gas generate --nerf)")
+    app.add_argument("--diffusion", help="diffusion model (as gas generate --diffusion)")
+    app.add_argument("--out", default="out/app", help="folder for generations and contact sheets (default out/app)")
+    app.add_argument("--max-upload-mb", type=int, default=50, help="upload size limit in MiB (default 50)")
+    _add_config_arguments(app, "estimators.keypoint_weights=/models/yolov8x-pose.pt")
+    app.set_defaults(func=_cmd_app)
 
     demo = commands.add_parser("demo", help="run the whole pipeline on synthetic data")
     demo.add_argument("--out", default="out/demo")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import math
@@ -36,7 +37,7 @@ from shards.manifest import MANIFEST_NAME, TMP_SUFFIX, Manifest, load_manifest
 from shards.reader import ShardReadError, iter_shard_samples, read_sample, resolve_shard_urls
 from shards.schema import SampleSchema, SchemaError, read_schema_tag, schema_for
 
-__all__ = ["main"]
+__all__ = ["inspect_reports", "main", "verify_paths"]
 
 logger = logging.getLogger(__name__)
 
@@ -410,6 +411,20 @@ def _cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
     summary = f"verified {n_shards} shards, {n_samples} samples: "
     out.write(summary + ("all good\n" if not problems else f"{len(problems)} problem(s)\n"))
     return 0 if not problems else 1
+
+
+def inspect_reports(paths: Sequence[str], *, no_samples: bool = False) -> list[dict[str, Any]]:
+    """What ``gas-shards inspect --json PATH...`` prints, as a list of dicts (one per PATH)."""
+    out = io.StringIO()
+    _cmd_inspect(argparse.Namespace(paths=list(paths), json=True, max_keys=10, no_samples=no_samples), out)
+    return json.loads(out.getvalue())
+
+
+def verify_paths(paths: Sequence[str]) -> tuple[bool, str]:
+    """``gas-shards verify PATH...``: (True when everything is good, its report text)."""
+    out = io.StringIO()
+    status = _cmd_verify(argparse.Namespace(paths=list(paths)), out)
+    return status == 0, out.getvalue()
 
 
 # ====================================================================== entry point

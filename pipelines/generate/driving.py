@@ -39,19 +39,23 @@ def is_driving_video(path: str | Path) -> bool:
     return False
 
 
-def video_shard_poses(shards: str | Path, out_file: Path) -> Path:
+def video_shard_poses(shards: str | Path, out_file: Path, key: str | None = None) -> Path:
     """The per-frame SMPL of the first video in video shards (its segments in order, the first camera),
-    written as a pose-sequence NPZ (``body_pose`` (T, 23, 3), ``global_orient``, ``transl``, ``betas``)."""
+    written as a pose-sequence NPZ (``body_pose`` (T, 23, 3), ``global_orient``, ``transl``, ``betas``).
+    ``key``: only the segment of that sample key."""
     segments: dict[str, list[tuple[int, Any]]] = {}
     for url in resolve_shard_urls(str(shards)):
         for raw in iter_shard_samples(url):
+            if key is not None and raw.get("__key__") != key:
+                continue
             try:
                 video = decode_video(raw, where=f"{url} sample {raw.get('__key__', '?')}")
             except SchemaError as error:
                 raise GenerateInputError(f"driving video shards {shards}: {error}") from error
             segments.setdefault(video.meta["subject_id"], []).append((int(video.video["segment"]), video))
     if not segments:
-        raise GenerateInputError(f"driving video shards {shards} hold no video segment")
+        raise GenerateInputError(f"driving video shards {shards} hold no video segment"
+                                 + (f" with key {key}" if key is not None else ""))
     first = sorted(segments)[0]
     frames = [item for _, video in sorted(segments[first], key=lambda pair: pair[0])
               for item in video.smpl[: video.num_frames]]
