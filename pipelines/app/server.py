@@ -260,7 +260,8 @@ class _App:
         histogram = histogram_image(values) if values else None
         table = [[getattr(row, column) for column in _SAMPLE_COLUMNS] for row in rows]
         keys = [row.key for row in rows]
-        return "\n\n".join(lines), report, histogram, table, gr.update(choices=keys, value=keys[0] if keys else None)
+        choice = gr.update(choices=keys, value=keys[0] if keys else None)
+        return "\n".join(f"- {line}" for line in lines), report, histogram, table, choice
 
     def search(self, folder: str, query: str) -> tuple[list[list[str]], Any]:
         location = self._location(folder)
@@ -334,8 +335,9 @@ def build_app(settings: AppSettings) -> gr.Blocks:
                     run = gr.Button("Generate", variant="primary", elem_id="generate-button")
                 with gr.Column(scale=2):
                     status = gr.Markdown(elem_id="status")
-                    video = gr.Video(label="Result", elem_id="result-video", autoplay=True, loop=True)
-                    strip = gr.Image(label="Strip: NeRF, normal maps, output", elem_id="strip", type="filepath")
+                    video = gr.Video(label="Result", elem_id="result-video", autoplay=True, loop=True, height=360)
+                    strip = gr.Image(label="Strip: NeRF, normal maps, output", elem_id="strip", type="filepath",
+                                     interactive=False)
                     download = gr.File(label="Frames + generation.json (ZIP)", elem_id="download")
             photo.change(app.preview, photo, preview, api_name=False)
             segment_folder.change(app.segments, segment_folder, segment_key, api_name=False)
@@ -348,12 +350,10 @@ def build_app(settings: AppSettings) -> gr.Blocks:
                                      label="Shard folder (under a data root, or s3://...)", scale=4, elem_id="folder")
                 inspect = gr.Button("Inspect", variant="primary", scale=1, elem_id="inspect-button")
                 verify = gr.Button("Verify", scale=1, elem_id="verify-button")
-            summary = gr.Markdown(elem_id="summary")
             with gr.Row():
-                report = gr.JSON(label="gas-shards inspect", open=False)
-                histogram = gr.Image(label="Quality values", interactive=False)
+                summary = gr.Markdown(elem_id="summary")
+                histogram = gr.Image(label="Quality values", interactive=False, height=260)
             verdict = gr.Markdown()
-            verify_text = gr.Textbox(label="gas-shards verify", lines=6, interactive=False)
             with gr.Row():
                 with gr.Column(scale=2):
                     query = gr.Textbox(label="Search samples (key, dataset, subject, mode, shard)", elem_id="search")
@@ -361,7 +361,10 @@ def build_app(settings: AppSettings) -> gr.Blocks:
                     key = gr.Dropdown([], value=None, label="Sample", elem_id="sample")
                 with gr.Column(scale=3):
                     sheet = gr.Image(label="Contact sheet", type="filepath", interactive=False, elem_id="sheet")
-                    meta = gr.JSON(label="meta.json")
+                    meta = gr.JSON(label="meta.json", max_height=240)
+            with gr.Accordion("Full reports", open=False):
+                report = gr.JSON(label="gas-shards inspect", max_height=400)
+                verify_text = gr.Textbox(label="gas-shards verify", lines=6, interactive=False)
             inspect.click(app.inspect, folder, [summary, report, histogram, table, key], api_name="inspect")
             verify.click(app.verify, folder, [verdict, verify_text], api_name="verify")
             query.submit(app.search, [folder, query], [table, key], api_name="search")
