@@ -176,6 +176,8 @@ def run_demo(out: Path, *, num_subjects: int = 2, preset: str = "paper") -> int:
               f"table {item['markdown']}, {item['csv']}, record {item['record']}")
         print(Path(item["markdown"]).read_text())
     print(f"demo finished in {time.perf_counter() - started:.0f} s; outputs in {out}")
+    print(f"open the app on its outputs: gas app --data-root {out} --nerf {nerf.checkpoint} "
+          f"--diffusion {trained.final_dir} --preset tiny --out {out / 'app'}")
     return exit_code
 
 

@@ -14,7 +14,7 @@ def test_help_lists_the_commands(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     for command in ("body", "synth", "preprocess", "serve", "demo", "train-nerf", "bake-nerf", "cache-latents",
-                    "train", "splits", "generate", "eval"):
+                    "train", "splits", "generate", "eval", "app"):
         assert command in out
 
 
@@ -52,7 +52,8 @@ def test_bad_override_is_a_clear_error(tmp_path, capsys):
 
 @pytest.mark.parametrize("command, option", [("train-nerf", "--val-shards"), ("bake-nerf", "--checkpoint"),
                                              ("train", "--nproc-per-node"), ("cache-latents", "--part"),
-                                             ("generate", "--keep-driver-shape"), ("eval", "--checkpoint")])
+                                             ("generate", "--keep-driver-shape"), ("eval", "--checkpoint"),
+                                             ("app", "--data-root")])
 def test_stage_commands_show_their_own_options(command, option, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
@@ -80,3 +81,41 @@ def test_synth_tiktok_writes_the_layout_with_ground_truth(tmp_path, capsys, open
     assert len(list((tmp_path / "00001" / "images").glob("*.png"))) == 3
     assert (tmp_path / "_groundtruth" / "00001" / "arrays.npz").is_file()
 
+
+
+def test_app_needs_both_checkpoints_and_existing_data_roots(tmp_path, capsys):
+    assert main(["app", "--nerf", str(tmp_path)]) == 2
+    assert "--nerf and --diffusion go together" in capsys.readouterr().err
+    assert main(["app", "--data-root", str(tmp_path / "absent"), "--out", str(tmp_path / "out")]) == 2
+    assert f"data root {tmp_path / 'absent'} is not an existing folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_gas_app_serves_its_page_on_the_loopback_address(tmp_path):
+    """``gas app`` as a user starts it: it prints its URL on 127.0.0.1 and serves the page there."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    from tests.pipelines.app.conftest import free_port
+
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "flows.cli", "app", "--port", str(port), "--data-root",
+                                str(tmp_path), "--out", str(tmp_path / "out")], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        line = ""
+        for line in process.stdout:
+            if "GAS app on" in line:
+                break
+        assert f"http://127.0.0.1:{port}/" in line
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=60) as page:
+            assert page.status == 200 and b"GAS" in page.read()
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
