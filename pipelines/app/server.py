@@ -178,7 +178,8 @@ class _App:
         if mode_name == "pose" and poses_path is None and segment_folder and segment_key:
             try:
                 folder = self.roots.resolve(segment_folder)
-                target = Path(tempfile.mkdtemp(prefix="segment-", dir=self.out_dir)) / "poses.npz"
+                (self.out_dir / "segments").mkdir(exist_ok=True)
+                target = Path(tempfile.mkdtemp(prefix="segment-", dir=self.out_dir / "segments")) / "poses.npz"
                 poses_path = str(video_shard_poses(folder, target, key=segment_key))
             except (PathRefused, GenerateInputError, ShardReadError, SchemaError, OSError) as error:
                 raise gr.Error(_message(error)) from None
@@ -326,7 +327,7 @@ def build_app(settings: AppSettings) -> gr.Blocks:
                                         elem_id="poses")
                         segment_folder = gr.Dropdown(app.video_folders(), value=None, allow_custom_value=True,
                                                      label="...or a video shard folder under a data root")
-                        segment_key = gr.Dropdown([], value=None, label="Video segment")
+                        segment_key = gr.Dropdown([], value=None, allow_custom_value=True, label="Video segment")
                     with gr.Row():
                         steps = gr.Slider(1, 50, value=config.sampling.steps, step=1, label="Steps")
                         seed = gr.Number(value=config.sampling.seed, precision=0, label="Seed")
@@ -358,7 +359,7 @@ def build_app(settings: AppSettings) -> gr.Blocks:
                 with gr.Column(scale=2):
                     query = gr.Textbox(label="Search samples (key, dataset, subject, mode, shard)", elem_id="search")
                     table = gr.Dataframe(headers=_SAMPLE_COLUMNS, interactive=False, label="Samples", max_height=320)
-                    key = gr.Dropdown([], value=None, label="Sample", elem_id="sample")
+                    key = gr.Dropdown([], value=None, allow_custom_value=True, label="Sample", elem_id="sample")
                 with gr.Column(scale=3):
                     sheet = gr.Image(label="Contact sheet", type="filepath", interactive=False, elem_id="sheet")
                     meta = gr.JSON(label="meta.json", max_height=240)

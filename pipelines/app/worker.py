@@ -70,6 +70,9 @@ class GenerationJob:
         self.future: Future[tuple[GenerateResult, Path]] = Future()
         self._lock = threading.Lock()
         self._progress: tuple[str, int, int] = ("queued", 0, 1)
+        #: when the worker began and ended this job (``time.time()`` seconds; None before)
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
 
     def update(self, stage: str, done: int, total: int) -> None:
         with self._lock:
@@ -121,6 +124,7 @@ class GenerationWorker:
         return job
 
     def _run(self, request: GenerationRequest, config: GenerateConfig, job: GenerationJob) -> tuple[GenerateResult, Path]:
+        job.started_at = time.time()
         try:
             if self._generator is None:
                 job.update("loading", 0, 1)
@@ -139,6 +143,8 @@ class GenerationWorker:
         except BaseException:
             shutil.rmtree(job.out_dir, ignore_errors=True)
             raise
+        finally:
+            job.finished_at = time.time()
 
     def close(self) -> None:
         """Finish the queued generations, then release the models (on the worker's thread, which owns them)."""

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from pipelines.generate import load_generate_config
-from shards.schema import CLIP_SCHEMA
+from shards.schema import CLIP_SCHEMA, VIDEO_SCHEMA
 from shards.writer import ShardWriter
 from tests.pipelines.test_generate import body_model, checkpoints, reference_files  # noqa: F401  (fixtures)
-from tests.shards.samples import make_clip
+from tests.pipelines.test_bake_nerf_pose import video_from_subject
+from tests.shards.samples import make_clip, make_subject
 
 #: Generation settings of the app under test: the tiny preset made cheaper still.
 APP_OVERRIDES = ("sampling.steps=2", "nerf.reference_size=32", "num_views=4")
@@ -34,10 +35,21 @@ def write_clip_folder(folder: Path, count: int = 5) -> Path:
     return folder
 
 
+def write_video_folder(folder: Path, frames: int = 3) -> Path:
+    """Two segments (0 and 1) of ``frames`` frames of one monocular video (keys ``synthvideo__v0__seg00N``)."""
+    subject = make_subject("v0", n_views=2, size=16, seed=4)
+    with ShardWriter(folder, "videos", VIDEO_SCHEMA) as writer:
+        for segment in (0, 1):
+            writer.write(video_from_subject(subject, (0,), frames, segment=segment))
+    return folder
+
+
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory) -> Path:
+    """A data root with clip shards (shards/clips) and video shards (shards/videos)."""
     root = tmp_path_factory.mktemp("data")
     write_clip_folder(root / "shards" / "clips")
+    write_video_folder(root / "shards" / "videos")
     return root
 
 

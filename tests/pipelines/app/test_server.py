@@ -28,13 +28,14 @@ def client(app_server):
     return gradio_client.Client(url, verbose=False)
 
 
-def _generate(client, reference_files, *, photo=None, mask="default", mode="novel views", poses=None, views=4):
+def _generate(client, reference_files, *, photo=None, mask="default", mode="novel views", poses=None, views=4,
+              segment=(None, None)):
     from gradio_client import handle_file
 
     mask = reference_files.mask if mask == "default" else mask
     return client.predict(handle_file(str(photo or reference_files.image)), handle_file(str(mask)) if mask else None,
                           handle_file(str(reference_files.smpl)), handle_file(str(reference_files.camera)), mode, views,
-                          handle_file(str(poses)) if poses else None, None, None, 2, 0, 2.0, api_name="/generate")
+                          handle_file(str(poses)) if poses else None, *segment, 2, 0, 2.0, api_name="/generate")
 
 
 def _ffprobe_frames(video: Path) -> int:
@@ -63,6 +64,42 @@ def test_generation_returns_an_mp4_strip_and_frames_zip(client, app_server, refe
     assert "4 frames" in status
     written = _generations(out_dir)
     assert len(written) == 1 and (written[0] / "video.mp4").is_file()
+
+
+def test_novel_poses_from_an_uploaded_pose_file_or_a_video_segment_under_a_data_root(client, reference_files,
+                                                                                     tmp_path):
+    from tests.pipelines.test_generate import driver_sequence
+
+    poses = driver_sequence(tmp_path / "driver.json", 5)
+    video, _, archive, _ = _generate(client, reference_files, mode="novel poses", poses=poses)
+    assert _ffprobe_frames(Path(video["video"] if isinstance(video, dict) else video)) == 5
+    # segment 1 of the video shards: its 3 frames drive the reference (frame 0, the reference pose, is dropped)
+    video, _, archive, _ = _generate(client, reference_files, mode="novel poses",
+                                     segment=("shards/videos", "synthvideo__v0__seg001"))
+    assert _ffprobe_frames(Path(video["video"] if isinstance(video, dict) else video)) == 3
+    with zipfile.ZipFile(archive) as frames:
+        record = json.loads(frames.read("generation.json"))
+    assert record["mode"] == "pose" and record["frames"] == 3 and record["inputs"]["poses"].endswith("poses.npz")
+
+
+def test_generations_wait_for_each_other_on_one_device(client, app_server, reference_files):
+    """Two requests at once through the page's API both finish; the worker runs one generation at a time."""
+    from gradio_client import handle_file
+
+    from pipelines.app import GenerationRequest
+
+    files = [handle_file(str(path)) for path in (reference_files.image, reference_files.mask, reference_files.smpl,
+                                                 reference_files.camera)]
+    jobs = [client.submit(*files, "novel views", views, None, None, None, 2, 0, 2.0, api_name="/generate")
+            for views in (3, 5)]
+    for job, views in zip(jobs, (3, 5)):
+        with zipfile.ZipFile(job.result(timeout=300)[2]) as frames:
+            assert json.loads(frames.read("generation.json"))["frames"] == views
+    worker = app_server[0].gas_app.worker
+    queued = [worker.submit(GenerationRequest(reference_files, num_views=views, steps=2)) for views in (3, 4)]
+    assert [job.result(timeout=300)[0].num_frames for job in queued] == [3, 4]
+    first, second = sorted(queued, key=lambda job: job.started_at)
+    assert first.finished_at <= second.started_at
 
 
 @pytest.mark.parametrize("bad, message", [
