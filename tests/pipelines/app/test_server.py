@@ -179,3 +179,25 @@ def test_paths_outside_the_data_roots_are_refused(client, app_server, data_root,
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"{url}gradio_api/file={path}", timeout=30)
         assert refused.value.code in (403, 404)
+
+
+def test_uploads_over_the_size_limit_are_refused(client, app_server, reference_files, tmp_path):
+    """The app under test allows 2 MiB: Gradio refuses a larger upload, and the app's own check names it."""
+    from pipelines.app import UploadRefused, check_uploads
+    from pipelines.generate import GenerateConfig, GenerateInputs
+
+    big = tmp_path / "big.png"
+    big.write_bytes(Path(reference_files.image).read_bytes() + b"\0" * (3 * 2**20))
+    with pytest.raises(ValueError, match="exceeds the maximum file size"):  # the client reads the page's limit
+        _generate(client, reference_files, photo=big)
+    import httpx
+
+    with big.open("rb") as stream:  # the server enforces it too
+        response = httpx.post(f"{app_server[1]}gradio_api/upload", files={"files": ("big.png", stream)}, timeout=60)
+    assert response.status_code == 413 and "maximum allowed size" in response.text
+    with pytest.raises(UploadRefused, match=r"photo big.png is 3.0 MiB; the limit is 2 MiB"):
+        check_uploads(GenerateInputs(image=big), GenerateConfig.tiny(), 2 * 2**20)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    with pytest.raises(UploadRefused, match=r"photo notes.txt: expected a .png / .jpg"):
+        check_uploads(GenerateInputs(image=notes), GenerateConfig.tiny(), 2 * 2**20)
