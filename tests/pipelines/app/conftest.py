@@ -25,7 +25,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def write_clip_folder(folder: Path, count: int = 5) -> Path:
+def write_clip_folder(folder: Path | str, count: int = 5) -> Path | str:
     """``count`` clip samples (view and pose modes) with a quality value each, 2 per shard."""
     with ShardWriter(folder, "clips", CLIP_SCHEMA, max_count=2) as writer:
         for index in range(count):
@@ -54,13 +54,22 @@ def data_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app_server(tmp_path_factory, data_root, checkpoints):  # noqa: F811
+def remote_root(tmp_path_factory) -> str:
+    """A remote data root with 3 clip samples in ``clips/`` (fsspec's in-memory file system stands in for
+    s3://; the app runs in this process), one per test module."""
+    root = f"memory://gas-app-test/{tmp_path_factory.mktemp('remote').name}"
+    write_clip_folder(f"{root}/clips", count=3)
+    return root
+
+
+@pytest.fixture(scope="module")
+def app_server(tmp_path_factory, data_root, remote_root, checkpoints):  # noqa: F811
     """(the launched Blocks, its URL, the output folder)."""
     from pipelines.app import AppSettings, close_app, launch_app
 
     nerf_dir, gas_dir = checkpoints
     out_dir = tmp_path_factory.mktemp("app-out")
-    settings = AppSettings(port=free_port(), data_roots=(str(data_root),), out_dir=out_dir, nerf=nerf_dir,
+    settings = AppSettings(port=free_port(), data_roots=(str(data_root), remote_root), out_dir=out_dir, nerf=nerf_dir,
                            diffusion=gas_dir, config=load_generate_config(preset="tiny", overrides=APP_OVERRIDES),
                            max_upload_mb=2)
     blocks, url = launch_app(settings)

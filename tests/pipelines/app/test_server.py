@@ -158,6 +158,15 @@ def test_shards_tab_counts_equal_gas_shards_inspect(client, data_root, capsys):
     assert "All good" in verdict and "verified 3 shards, 5 samples: all good" in text
 
 
+def test_shards_tab_reads_a_remote_data_root(client, remote_root):
+    summary, report, _, table, key = client.predict(f"{remote_root}/clips", api_name="/inspect")
+    assert report["samples"] == 3 and len(table["data"]) == 3 and "3 samples" in summary
+    sheet, meta = client.predict(f"{remote_root}/clips", key["value"], api_name="/show_sample")
+    assert meta["subject_id"] == "s0" and Image.open(sheet).size[0] > 3 * 16
+    verdict, text = client.predict(f"{remote_root}/clips", api_name="/verify")
+    assert "All good" in verdict and "3 samples: all good" in text
+
+
 def test_paths_outside_the_data_roots_are_refused(client, app_server, data_root, tmp_path):
     from gradio_client.exceptions import AppError
 
