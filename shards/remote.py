@@ -250,6 +250,35 @@ class Folder:
             raise
         return self.join(name)
 
+    def write_folder(self, name: str, files: dict[str, bytes], *, last: str | None = None) -> str:
+        """Write the sub-folder ``name`` holding ``files`` (file name -> bytes), replacing an existing one;
+        returns its location. Readers see it whole or not at all:
+
+        * local disk: the files go into a temporary folder beside it, which is renamed to ``name``;
+        * object storage (no folder renames): the files are uploaded one by one, ``last`` (a name in
+          ``files``) after all the others, so a reader takes the folder as complete once ``last`` exists.
+        """
+        if last is not None and last not in files:
+            raise ValueError(f"last must be one of the files, got {last!r}")
+        if self.local:
+            temp = f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+            try:
+                for file, data in files.items():
+                    stream = self.open(f"{temp}/{file}", "wb")
+                    stream.write(data)
+                    self.finish(stream)
+                self.remove(name, recursive=True)
+                self.rename(temp, name)
+            except BaseException:
+                self.remove(temp, recursive=True)
+                raise
+            return self.join(name)
+        self.remove(name, recursive=True)
+        for file in sorted(files, key=lambda item: item == last):
+            with self.open(f"{name}/{file}", "wb") as stream:
+                stream.write(files[file])
+        return self.join(name)
+
     # ------------------------------------------------------------------ checks and locks
     def check_writable(self) -> None:
         """Write, read back and delete a small probe object; raises :class:`StorageError` naming the
