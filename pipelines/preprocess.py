@@ -379,6 +379,7 @@ class SubjectReport(_ItemReport):
     joint_error_cm: float = float("nan")  # against ground-truth joints, when the dataset has them
     rejected_by: str = ""
     quality: dict[str, float | None] = field(default_factory=dict)
+    worker: str = ""  # where it ran: a Dask worker's address, or host:pid
 
     @classmethod
     def failed(cls, ref: SubjectRef, error: str) -> "SubjectReport":
