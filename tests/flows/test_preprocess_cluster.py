@@ -11,7 +11,7 @@ import pytest
 
 from flows.preprocess import preprocess
 from pipelines.cluster import SchedulerUnreachable
-from pipelines.preprocess import PreprocessConfig
+from pipelines.preprocess import PreprocessConfig, staged_keys
 from shards.cli import main as shards_cli
 from shards.manifest import load_manifest
 from shards.remote import Folder, StorageError
@@ -102,3 +102,50 @@ def test_missing_bucket_fails_before_any_work(four_subjects, s3_server):
     assert state.is_failed()
     with pytest.raises(StorageError, match=r"s3://no-such-bucket-gas/subjects: cannot write here \(the bucket does not exist"):
         state.result()
+
+
+@pytest.mark.slow
+def test_s3_server_stopped_mid_run_fails_naming_it_and_a_rerun_does_only_the_rest(four_subjects, s3_server, monkeypatch):
+    from tests.s3 import S3Server, reset_s3_clients
+
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # fail fast once the endpoint is gone (no botocore retries)
+    server = S3Server().start()  # its own server (and port), stopped and started again below
+    try:
+        out = f"{server.create_bucket()}/subjects"
+        staging = Folder(out).child("_staging")
+        stopped = threading.Event()
+
+        def stop_after_first_subject() -> None:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and not stopped.is_set():
+                if staged_keys(staging):  # one subject completely staged
+                    server.stop()
+                    stopped.set()
+                    return
+                time.sleep(0.2)
+
+        watcher = threading.Thread(target=stop_after_first_subject)
+        watcher.start()
+        state = preprocess(dataset="thuman", raw_root=str(four_subjects), out_dir=out, config=_quick_config(),
+                           return_state=True)
+        watcher.join()
+        assert stopped.is_set() and state.is_failed()
+        assert server.endpoint in state.message or f"127.0.0.1:{server.port}" in state.message, state.message
+
+        server.start()  # back, with the same buckets
+        reset_s3_clients()
+        staged = staged_keys(staging)  # complete staged folders; a half-uploaded one is done again
+        state = preprocess(dataset="thuman", raw_root=str(four_subjects), out_dir=out, config=_quick_config(),
+                           return_state=True)
+        assert state.is_completed(), state.message
+        summary = state.result()
+        assert summary["skipped"] == len(staged) >= 1 and summary["processed"] == 4 - len(staged)
+        manifest = load_manifest(out)
+        assert manifest.total_samples == 4 and len(manifest.keys) == 4
+        assert shards_cli(["verify", out]) == 0
+    finally:
+        server.stop()
+        server.restore_env()
+        for name, value in s3_server.env.items():  # back to the session's server
+            monkeypatch.setenv(name, value)
+        reset_s3_clients()
