@@ -109,6 +109,11 @@ def preprocess(
         check_dask_scheduler(dask_address)
     check_out_dir(out_dir)
     if is_video_dataset(dataset):
+        if "://" in str(out_dir) and not str(out_dir).startswith("file://"):
+            raise ValueError(f"out_dir {out_dir}: video datasets stage on a local or shared disk; "
+                             "write their shards to a folder there and copy them to object storage")
+        if dask_address:
+            logger.warning("%s: video datasets run on threads in this process; dask_address is not used", dataset)
         return _preprocess_videos(dataset, Path(raw_root), Path(out_dir), config, limit)
     plan = plan_subjects(dataset, Path(raw_root), out_dir, limit=limit, gates=config.gates)
     logger.info("%s: %d subjects found, %d already done, %d rejected earlier, %d to process",
