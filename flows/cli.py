@@ -57,7 +57,7 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
 
     config = load_preprocess_config(Path(args.config) if args.config else None, preset=args.preset, overrides=args.set)
     state = preprocess(dataset=args.dataset, raw_root=args.raw_root, out_dir=args.out_dir, config=config,
-                       limit=args.limit, return_state=True)
+                       limit=args.limit, dask_address=args.dask_address, return_state=True)
     result = state.result(raise_on_failure=False)
     print(result if not isinstance(result, Exception) else f"preprocess failed: {result}")
     return 0 if state.is_completed() else 1
@@ -201,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config field, e.g. --set orbit.width=512 (repeatable)")
     pre.add_argument("--limit", type=int, help="process at most this many subjects (videos)")
+    pre.add_argument("--dask-address", metavar="tcp://HOST:8786",
+                     help="run the subjects on this Dask cluster (prefect-dask) instead of threads here")
     pre.set_defaults(func=_cmd_preprocess)
 
     # train-nerf, bake-nerf, eval and generate hand their arguments to their own parsers (which import torch: kept

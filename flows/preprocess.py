@@ -13,6 +13,9 @@ that packs what was staged into shards.
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,7 @@ from pipelines.preprocess import (
     plan_subjects,
     preprocess_subject,
 )
+from pipelines.cluster import check_dask_scheduler, check_out_dir
 from pipelines.preprocess_video import VideoReport, is_video_dataset, plan_videos, preprocess_video
 
 
@@ -48,9 +52,20 @@ def _retry_unless_bad_input(task, task_run, state) -> bool:
 
 @task(name="preprocess-subject", retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_unless_bad_input,
       task_run_name="{ref.dataset}/{ref.subject_id}")
-def preprocess_subject_task(ref: SubjectRef, config: PreprocessConfig, staging_dir: Path,
-                            rejected_dir: Path | None = None) -> SubjectReport:
-    return preprocess_subject(ref, config, staging_dir, rejected_dir)
+def preprocess_subject_task(ref: SubjectRef, config: PreprocessConfig, staging_dir: Path | str,
+                            rejected_dir: Path | str | None = None) -> SubjectReport:
+    report = preprocess_subject(ref, config, staging_dir, rejected_dir)
+    return dataclasses.replace(report, worker=_worker_name())
+
+
+def _worker_name() -> str:
+    """The Dask worker running this task (its address), else ``host:pid`` of this process."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @task(name="preprocess-video", retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_unless_bad_input,
@@ -60,7 +75,7 @@ def preprocess_video_task(ref: Any, config: PreprocessConfig, staging_dir: Path)
 
 
 @task(name="pack-shards")
-def pack_task(staging_dir: Path, out_dir: Path, config: PreprocessConfig) -> PackReport:
+def pack_task(staging_dir: Path | str, out_dir: Path | str, config: PreprocessConfig) -> PackReport:
     return pack_staged_subjects(staging_dir, out_dir, config)
 
 
@@ -71,6 +86,7 @@ def preprocess(
     out_dir: str,
     config: PreprocessConfig = PreprocessConfig(),
     limit: int | None = None,
+    dask_address: str | None = None,
 ) -> Any:
     """Preprocess every subject of ``dataset`` found under ``raw_root`` into shards in ``out_dir``.
 
@@ -80,20 +96,35 @@ def preprocess(
     gates (``config.gates``) are reported rejected (gate and value), kept in ``out_dir/_rejected`` and
     not packed; the run still completes. The table artifact lists every subject's status, error,
     timings and quality values.
+
+    ``out_dir`` is a local folder or a URL (``s3://bucket/subjects``). ``dask_address``
+    (``tcp://host:8786``): run the subjects on that Dask cluster (``prefect-dask``) instead of
+    ``config.workers`` threads here; staging lives in ``out_dir``, so the workers need the raw data
+    and ``out_dir``'s storage, not this host's disk, and the table names the worker of each subject.
+    The scheduler and the storage are checked first: an unreachable scheduler, a missing bucket or
+    bad credentials end the run before anything is written.
     """
     logger = get_run_logger()
+    if dask_address:
+        check_dask_scheduler(dask_address)
+    check_out_dir(out_dir)
     if is_video_dataset(dataset):
+        if "://" in str(out_dir) and not str(out_dir).startswith("file://"):
+            raise ValueError(f"out_dir {out_dir}: video datasets stage on a local or shared disk; "
+                             "write their shards to a folder there and copy them to object storage")
+        if dask_address:
+            logger.warning("%s: video datasets run on threads in this process; dask_address is not used", dataset)
         return _preprocess_videos(dataset, Path(raw_root), Path(out_dir), config, limit)
-    plan = plan_subjects(dataset, Path(raw_root), Path(out_dir), limit=limit, gates=config.gates)
+    plan = plan_subjects(dataset, Path(raw_root), out_dir, limit=limit, gates=config.gates)
     logger.info("%s: %d subjects found, %d already done, %d rejected earlier, %d to process",
                 dataset, plan.total, len(plan.done), len(plan.rejected), len(plan.todo))
 
     reports: list[SubjectReport] = _run_per_item(
         preprocess_subject_task, plan.todo, SubjectReport.failed, config.workers,
         {"config": config, "staging_dir": plan.staging_dir, "rejected_dir": plan.rejected_dir},
-        f"preprocess {dataset}: subjects done (%)")
+        f"preprocess {dataset}: subjects done (%)", dask_address)
 
-    pack = pack_task(plan.staging_dir, Path(out_dir), config)
+    pack = pack_task(plan.staging_dir, out_dir, config)
     reports.extend(plan.rejected)  # rejected by an earlier run and still outside the gates
     rows = _publish_table(dataset, reports, pack)
     failed = [report for report in reports if report.status == "failed"]
@@ -134,13 +165,25 @@ def _preprocess_videos(dataset: str, raw_root: Path, out_dir: Path, config: Prep
     return summary
 
 
+def _task_runner(workers: int, dask_address: str | None):
+    """Threads here (``workers`` at a time), or the Dask cluster at ``dask_address``."""
+    if dask_address:
+        from prefect_dask import DaskTaskRunner
+
+        return DaskTaskRunner(address=dask_address)
+    return ThreadPoolTaskRunner(max_workers=max(1, workers))
+
+
 def _run_per_item(task: Any, refs: Sequence[Any], failed: Callable[[Any, str], Any], workers: int,
-                  parameters: dict[str, Any], description: str) -> list[Any]:
-    """Run ``task`` once per ref (``workers`` at a time) and return a report per ref, in order: the task's
-    own, or ``failed(ref, reason)`` when its run did not complete; a progress artifact follows along."""
+                  parameters: dict[str, Any], description: str, dask_address: str | None = None) -> list[Any]:
+    """Run ``task`` once per ref (``workers`` threads at a time, or on the Dask cluster at ``dask_address``)
+    and return a report per ref, in order: the task's own, or ``failed(ref, reason)`` when its run did not
+    complete; a progress artifact follows along."""
     reports: list[Any] = []
+    if not refs:
+        return reports
     progress = create_progress_artifact(progress=0.0, description=description)
-    with ThreadPoolTaskRunner(max_workers=max(1, workers)) as runner:
+    with _task_runner(workers, dask_address) as runner:
         futures = [runner.submit(task, parameters={"ref": ref, **parameters}) for ref in refs]
         for ref, future in zip(refs, futures):
             future.wait()

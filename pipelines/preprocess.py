@@ -10,8 +10,9 @@ Steps (each a plain function, wired into Prefect by :mod:`flows.preprocess`):
    gets 2D keypoints per view, fits the body model, measures the subject's quality
    (:mod:`pipelines.quality`) and judges it by ``config.gates``. A subject that passes is **staged**
    in ``<out_dir>/_staging/<key>/``; one that fails a gate is *rejected*: its complete sample goes to
-   ``<out_dir>/_rejected/<key>/`` instead and is not packed (both folders are written under a
-   temporary name, then renamed: they are always complete);
+   ``<out_dir>/_rejected/<key>/`` instead and is not packed (both folders are written whole or not
+   at all by :meth:`shards.remote.Folder.write_folder`, on a local disk or on object storage, so the
+   tasks may run on other hosts than the flow);
 3. :func:`pack_staged_subjects` packs staged samples into size/count-limited shards with
    :class:`shards.writer.ShardWriter` (atomic shards + manifest) and removes what it packed.
 
@@ -28,7 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -44,7 +44,6 @@ from gas_core.body.fit.monocular import MonocularFitConfig
 from gas_core.body.fit.keypoints import ProjectedKeypoints, UltralyticsPoseDetector
 from gas_core.body.smpl import BodyModel, SMPLParams
 from gas_core.cameras import OrbitSpec
-from gas_core.fileio import atomic_directory, atomic_write_bytes
 from gas_core.presets import PaperDefaults
 from gas_core.render.framing import OrbitFraming
 from gas_core.render.normalize import Normalization
@@ -57,6 +56,7 @@ from pipelines.datasets.layouts import dataset_layout, read_groundtruth
 from pipelines.datasets.units import UNITS_SETTINGS, resolve_scan_units
 from pipelines.quality import QualityGates, QualityValues, evaluate_gates, measure_quality
 from shards.manifest import clean_stale_tmp, existing_keys
+from shards.remote import Folder, as_folder
 from shards.schema import (
     SCHEMA_MEMBER,
     SUBJECT_SCHEMA,
@@ -256,12 +256,12 @@ class SubjectPlan:
     total: int
     done: tuple[SubjectRef, ...]
     todo: tuple[SubjectRef, ...]
-    staging_dir: Path
+    staging_dir: Path | str  # a Path for a local out_dir, a URL (``s3://...``) otherwise
     rejected: tuple["SubjectReport", ...] = ()
-    rejected_dir: Path | None = None
+    rejected_dir: Path | str | None = None
 
 
-def plan_subjects(dataset: str, raw_root: Path, out_dir: Path, *, limit: int | None = None,
+def plan_subjects(dataset: str, raw_root: Path, out_dir: Path | str, *, limit: int | None = None,
                   gates: QualityGates | None = None) -> SubjectPlan:
     """Discover ``dataset``'s subjects under ``raw_root`` and split them into done / rejected / to do.
 
@@ -270,7 +270,9 @@ def plan_subjects(dataset: str, raw_root: Path, out_dir: Path, *, limit: int | N
     (default :class:`QualityGates`) from the quality values in its ``meta.json``: accepted now, it is
     moved to staging (done); still outside the gates, it is reported rejected without being
     processed again; if its raw files changed after it was rejected, it is processed again.
-    ``limit`` caps the number of subjects considered (in discovery order).
+    ``limit`` caps the number of subjects considered (in discovery order). ``out_dir`` is a local
+    folder or a URL (``s3://bucket/subjects``): staging and rejected samples live beside the shards,
+    so the tasks of a run may run on other hosts.
     """
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
@@ -279,51 +281,60 @@ def plan_subjects(dataset: str, raw_root: Path, out_dir: Path, *, limit: int | N
     refs = layout.discover(Path(raw_root))
     if limit is not None:
         refs = refs[:limit]
-    out_dir = Path(out_dir)
-    staging_dir = out_dir / STAGING_DIRNAME
-    staging_dir.mkdir(parents=True, exist_ok=True)
-    rejected_dir = out_dir / REJECTED_DIRNAME
-    done_keys = existing_keys(out_dir) if (out_dir / "manifest.json").exists() else set()
-    done_keys |= {path.name for path in staging_dir.iterdir() if path.is_dir() and not path.name.endswith(".tmp")}
+    out = as_folder(out_dir)
+    out.makedirs(STAGING_DIRNAME)
+    done_keys = existing_keys(out) | staged_keys(out.child(STAGING_DIRNAME))
     done, todo, rejected = [], [], []
     for ref in refs:
         key = make_key(ref.dataset, ref.subject_id)
         if key in done_keys:
             done.append(ref)
             continue
-        report = _review_rejected(ref, rejected_dir / key, staging_dir, gates)
+        report = _review_rejected(ref, out, key, gates)
         if report is None:
             todo.append(ref)
         elif report.status == "rejected":
             rejected.append(report)
         else:
             done.append(ref)
-    return SubjectPlan(total=len(refs), done=tuple(done), todo=tuple(todo), staging_dir=staging_dir,
-                       rejected=tuple(rejected), rejected_dir=rejected_dir)
+    location = Path if out.local else str
+    return SubjectPlan(total=len(refs), done=tuple(done), todo=tuple(todo),
+                       staging_dir=location(out.join(STAGING_DIRNAME)), rejected=tuple(rejected),
+                       rejected_dir=location(out.join(REJECTED_DIRNAME)))
 
 
-def _review_rejected(ref: SubjectRef, folder: Path, staging_dir: Path, gates: QualityGates) -> "SubjectReport | None":
+def staged_keys(staging: Folder) -> set[str]:
+    """Keys of the complete staged folders in ``staging``: a folder is complete when it holds its schema
+    member (:meth:`shards.remote.Folder.write_folder` writes it last) or sample sub-folders that do."""
+    keys = set()
+    for name in staging.list(dirs=True):
+        if not name.endswith(".tmp") and _staged_samples(staging, name):
+            keys.add(name)
+    return keys
+
+
+def _review_rejected(ref: SubjectRef, out: Folder, key: str, gates: QualityGates) -> "SubjectReport | None":
     """Judge a subject rejected earlier by ``gates`` again.
 
     Returns None when there is nothing usable to review (no folder, unreadable meta, or raw files newer
     than the rejection: process the subject again); a "rejected" report when it still fails; an "ok"
     report after moving it to staging when it is accepted now.
     """
-    meta_path = folder / "meta.json"
-    if not meta_path.is_file():
+    folder, meta_name = f"{REJECTED_DIRNAME}/{key}", f"{REJECTED_DIRNAME}/{key}/meta.json"
+    if not out.isfile(meta_name):
         return None
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(out.read_bytes(meta_name))
         quality = QualityValues.from_dict(meta["extra"]["quality"])
         sources = [Path(path) for path in meta.get("source", [])]
+        rejected_at = out.modified(meta_name)
     except (OSError, ValueError, KeyError, TypeError):
-        logger.warning("%s: unreadable rejected sample, processing the subject again", folder)
-        shutil.rmtree(folder, ignore_errors=True)
+        logger.warning("%s: unreadable rejected sample, processing the subject again", out.join(folder))
+        out.remove(folder, recursive=True)
         return None
-    rejected_at = meta_path.stat().st_mtime
     if any(not path.is_file() or path.stat().st_mtime > rejected_at for path in sources):
         logger.info("%s: raw files changed since it was rejected, processing it again", ref.subject_id)
-        shutil.rmtree(folder, ignore_errors=True)
+        out.remove(folder, recursive=True)
         return None
     outcome = evaluate_gates(quality, gates, ref.subject_id)
     if not outcome.accepted:
@@ -331,11 +342,10 @@ def _review_rejected(ref: SubjectRef, folder: Path, staging_dir: Path, gates: Qu
                              error=f"rejected by quality gates: {outcome.describe()}",
                              rejected_by=",".join(outcome.failed), quality=quality.as_dict())
     meta["extra"]["gates"] = outcome.as_dict()
-    atomic_write_bytes(folder / "meta.json", json.dumps(meta).encode("utf-8"))
-    target = staging_dir / folder.name
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(folder, target)
+    members = {name: out.read_bytes(f"{folder}/{name}") for name in out.list(folder, dirs=False)}
+    members["meta.json"] = json.dumps(meta).encode("utf-8")
+    out.child(STAGING_DIRNAME).write_folder(key, members, last=SCHEMA_MEMBER)
+    out.remove(folder, recursive=True)
     logger.info("%s: accepted now (%s), staged for packing", ref.subject_id, outcome.accepted_because or "passes the gates")
     return SubjectReport(dataset=ref.dataset, subject_id=ref.subject_id, status="ok", quality=quality.as_dict())
 
@@ -369,6 +379,7 @@ class SubjectReport(_ItemReport):
     joint_error_cm: float = float("nan")  # against ground-truth joints, when the dataset has them
     rejected_by: str = ""
     quality: dict[str, float | None] = field(default_factory=dict)
+    worker: str = ""  # where it ran: a Dask worker's address, or host:pid
 
     @classmethod
     def failed(cls, ref: SubjectRef, error: str) -> "SubjectReport":
@@ -494,11 +505,12 @@ def preprocess_subject(ref: SubjectRef, config: PreprocessConfig, staging_dir: P
         normals=normals,
         keypoints=np.asarray(keypoints2d, dtype=np.float32),
     )
-    rejected_dir = Path(staging_dir).parent / REJECTED_DIRNAME if rejected_dir is None else Path(rejected_dir)
-    target_dir = Path(staging_dir) if outcome.accepted else rejected_dir
-    _stage_members(target_dir, sample.key, encode(sample))
+    staging = as_folder(staging_dir)
+    rejected = as_folder(os.path.join(os.path.dirname(staging.location.rstrip("/")), REJECTED_DIRNAME)
+                         if rejected_dir is None else rejected_dir)
+    (staging if outcome.accepted else rejected).write_folder(sample.key, encode(sample), last=SCHEMA_MEMBER)
     if outcome.accepted:
-        shutil.rmtree(rejected_dir / sample.key, ignore_errors=True)  # an earlier rejection, now superseded
+        rejected.remove(sample.key, recursive=True)  # an earlier rejection, now superseded
     write_s = time.perf_counter() - start
     if outcome.failed:
         logger.warning("%s/%s outside the quality gates: %s%s", ref.dataset, ref.subject_id, outcome.describe(),
@@ -532,14 +544,6 @@ def _measure(orbit, normals: np.ndarray, fit, body: BodyModel, scan_vertices: np
     )
 
 
-def _stage_members(staging_dir: Path, key: str, members: dict[str, bytes]) -> Path:
-    """Write a sample's encoded members into ``staging_dir/key/`` atomically (temporary folder + rename)."""
-    with atomic_directory(staging_dir / key, replace_existing=True) as folder:
-        for suffix, data in members.items():
-            (folder / suffix).write_bytes(data)
-    return staging_dir / key
-
-
 # --------------------------------------------------------------------------------------- pack
 @dataclass(frozen=True)
 class PackReport:
@@ -554,54 +558,56 @@ class PackReport:
                 + (f", {self.samples_already_packed} already packed" if self.samples_already_packed else ""))
 
 
-def _staged_samples(folder: Path) -> list[Path]:
-    """The sample folders of one staged folder: itself (a subject) or its sub-folders (the segments of a video)."""
-    if (folder / SCHEMA_MEMBER).is_file():
-        return [folder]
-    return sorted(path for path in folder.iterdir() if path.is_dir() and (path / SCHEMA_MEMBER).is_file())
+def _staged_samples(staging: Folder, name: str) -> list[str]:
+    """The sample folders (names in ``staging``) of one staged folder: itself (a subject) or its sub-folders
+    (the segments of a video); [] while it is incomplete."""
+    if staging.isfile(f"{name}/{SCHEMA_MEMBER}"):
+        return [name]
+    return [f"{name}/{sub}" for sub in staging.list(name, dirs=True) if staging.isfile(f"{name}/{sub}/{SCHEMA_MEMBER}")]
 
 
-def _staged_schema(samples: list[Path]) -> SampleSchema:
+def _staged_schema(staging: Folder, samples: list[str]) -> SampleSchema:
     """The one schema every staged sample declares (shards of one folder hold one schema)."""
-    tags = {read_schema_tag({SCHEMA_MEMBER: (path / SCHEMA_MEMBER).read_bytes()}, where=str(path)) for path in samples}
+    tags = {read_schema_tag({SCHEMA_MEMBER: staging.read_bytes(f"{name}/{SCHEMA_MEMBER}")}, where=staging.join(name))
+            for name in samples}
     if len(tags) != 1:
         raise ValueError(f"staged samples declare several schemas {sorted(tags)}; write each kind to its own out_dir")
     name, version = tags.pop()
     return schema_for(name, version)
 
 
-def pack_staged_subjects(staging_dir: Path, out_dir: Path, config: PreprocessConfig) -> PackReport:
+def pack_staged_subjects(staging_dir: Path | str, out_dir: Path | str, config: PreprocessConfig) -> PackReport:
     """Pack every complete staged sample into shards in ``out_dir`` and delete what was packed.
 
     A staged folder is one sample (a scan subject) or a group of samples packed together (the segments
     of one video, one sub-folder each); the schema is the one the samples declare (``subject`` or
     ``video``). Samples whose key is already in the manifest (a run killed after packing part of them)
     are not written twice; a staged folder is removed once all its samples are packed. Stale temporary
-    files are cleaned first.
+    files are cleaned first. Both folders may be local or URLs (``s3://...``).
     """
-    staging_dir, out_dir = Path(staging_dir), Path(out_dir)
-    if not staging_dir.is_dir():
-        return PackReport()
-    for stale in staging_dir.glob("*.tmp"):
-        shutil.rmtree(stale, ignore_errors=True)
-    staged = {path: _staged_samples(path) for path in sorted(path for path in staging_dir.iterdir() if path.is_dir())}
+    staging, out = as_folder(staging_dir), as_folder(out_dir)
+    names = staging.list(dirs=True)
+    for stale in (name for name in staging.list() if name.endswith(".tmp")):
+        staging.remove(stale, recursive=True)
+    staged = {name: _staged_samples(staging, name) for name in names if not name.endswith(".tmp")}
     samples = [sample for group in staged.values() for sample in group]
-    schema = _staged_schema(samples) if samples else SUBJECT_SCHEMA
+    schema = _staged_schema(staging, samples) if samples else SUBJECT_SCHEMA
     prefix = config.shards.prefix or ("videos" if schema is VIDEO_SCHEMA else "subjects")
-    clean_stale_tmp(out_dir, prefix)
-    packed = existing_keys(out_dir) if (out_dir / "manifest.json").exists() else set()
-    todo = [sample for sample in samples if sample.name not in packed]
+    clean_stale_tmp(out, prefix)
+    packed = existing_keys(out)
+    todo = [sample for sample in samples if sample.rsplit("/", 1)[-1] not in packed]
     already = len(samples) - len(todo)
     if todo:
-        with ShardWriter(out_dir, prefix, schema, max_count=config.shards.max_count,
+        with ShardWriter(out, prefix, schema, max_count=config.shards.max_count,
                          max_size=config.shards.max_size) as writer:
-            for path in todo:
-                members: dict[str, Any] = {"__key__": path.name}
-                members.update({member.name: member.read_bytes() for member in sorted(path.iterdir())})
+            for name in todo:
+                members: dict[str, Any] = {"__key__": name.rsplit("/", 1)[-1]}
+                members.update({member: staging.read_bytes(f"{name}/{member}") for member in staging.list(name, dirs=False)})
                 writer.write(members)
         shards = tuple(entry.file for entry in writer.closed_shards)
     else:
         shards = ()
-    for path in staged:
-        shutil.rmtree(path)
+    for name, group in staged.items():
+        if group:  # complete: packed now or before
+            staging.remove(name, recursive=True)
     return PackReport(shards=shards, samples_written=len(todo), samples_already_packed=already)

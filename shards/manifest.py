@@ -15,16 +15,15 @@ so the manifest never lists a partial shard. Folders may be local paths or fsspe
 
 ``extra`` holds what produced the folder (e.g. the NeRF checkpoint of a bake); writers merge their
 entries into it. On a local folder, updates from several processes (the ranks of a distributed
-bake) are serialised by an advisory lock (``.manifest.lock``), so none is lost; on object storage
-each writer process should use its own folder, or ranks write disjoint prefixes into one folder
-and accept that the last writer's manifest wins (``gas-shards verify`` names unlisted shards).
+bake, the workers of a preprocess run) are serialised by a lock (``.manifest.lock``:
+:meth:`shards.remote.Folder.lock`, an advisory lock on a local disk, a conditionally created object on
+object storage), so none is lost.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import fcntl
 import json
 import logging
 import os
@@ -33,7 +32,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from shards.remote import filesystem, is_remote, join_url, write_bytes_atomic
+from shards.remote import Folder, as_folder
 from shards.schema import SampleSchema
 
 __all__ = [
@@ -166,18 +165,21 @@ class Manifest:
             raise ValueError(f"{where}: malformed manifest ({exc!r}); delete it and rebuild from the shards") from exc
 
 
-def _manifest_location(directory: str | os.PathLike[str]) -> str:
-    return join_url(directory, MANIFEST_NAME)
+Location = str | os.PathLike[str] | Folder
 
 
-def load_manifest(directory: str | os.PathLike[str]) -> Manifest | None:
-    """The manifest of ``directory`` (local path or URL), or None when there is none."""
-    location = _manifest_location(directory)
-    fs, path = filesystem(location)
-    if not fs.exists(path):
+def _manifest_location(directory: Location) -> str:
+    return as_folder(directory).join(MANIFEST_NAME)
+
+
+def load_manifest(directory: Location) -> Manifest | None:
+    """The manifest of ``directory`` (local path, URL or :class:`~shards.remote.Folder`), or None when there is none."""
+    folder = as_folder(directory)
+    location = folder.join(MANIFEST_NAME)
+    try:
+        raw = folder.read_bytes(MANIFEST_NAME)
+    except FileNotFoundError:
         return None
-    with fs.open(path, "rb") as stream:
-        raw = stream.read()
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -185,30 +187,21 @@ def load_manifest(directory: str | os.PathLike[str]) -> Manifest | None:
     return Manifest.from_dict(data, where=location)
 
 
-def write_manifest(directory: str | os.PathLike[str], manifest: Manifest) -> str:
+def write_manifest(directory: Location, manifest: Manifest) -> str:
     """Write ``manifest.json`` atomically (temp name, then rename); returns its location."""
-    location = _manifest_location(directory)
-    write_bytes_atomic(location, json.dumps(manifest.to_dict(), indent=1, sort_keys=False).encode("utf-8"))
-    return location
+    return as_folder(directory).write_atomic(
+        MANIFEST_NAME, json.dumps(manifest.to_dict(), indent=1, sort_keys=False).encode("utf-8"))
 
 
 @contextlib.contextmanager
-def manifest_lock(directory: str | os.PathLike[str]):
-    """Hold an exclusive advisory lock on a local folder's manifest (no-op for remote folders)."""
-    if is_remote(directory):
+def manifest_lock(directory: Location):
+    """Hold an exclusive lock on a folder's manifest, across processes and hosts (:meth:`Folder.lock`)."""
+    with as_folder(directory).lock(".manifest.lock"):
         yield
-        return
-    os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(os.fspath(directory), ".manifest.lock"), "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def record_shard(
-    directory: str | os.PathLike[str],
+    directory: Location,
     entry: ShardEntry,
     schema: SampleSchema,
     *,
@@ -220,23 +213,24 @@ def record_shard(
     folder are serialised by :func:`manifest_lock`. Raises ValueError when the folder's manifest is
     for another schema name or version.
     """
-    with manifest_lock(directory):
-        manifest = load_manifest(directory)
+    folder = as_folder(directory)
+    with manifest_lock(folder):
+        manifest = load_manifest(folder)
         if manifest is None:
             manifest = Manifest(schema.name, schema.version)
         elif (manifest.schema_name, manifest.schema_version) != (schema.name, schema.version):
             raise ValueError(
-                f"{_manifest_location(directory)} holds schema {manifest.schema_name} v{manifest.schema_version}; "
+                f"{_manifest_location(folder)} holds schema {manifest.schema_name} v{manifest.schema_version}; "
                 f"cannot add shards of {schema.name} v{schema.version} (use another folder)"
             )
         manifest.shards = sorted([e for e in manifest.shards if e.file != entry.file] + [entry], key=lambda e: e.file)
         manifest.extra.update(extra or {})
         manifest.updated = utc_now()
-        write_manifest(directory, manifest)
+        write_manifest(folder, manifest)
     return manifest
 
 
-def existing_keys(directory: str | os.PathLike[str]) -> set[str]:
+def existing_keys(directory: Location) -> set[str]:
     """Sample keys already written to ``directory`` (empty when there is no manifest).
 
     The preprocess flow uses this to skip subjects that are done.
@@ -245,34 +239,32 @@ def existing_keys(directory: str | os.PathLike[str]) -> set[str]:
     return set() if manifest is None else manifest.keys
 
 
-def shard_urls(directory: str | os.PathLike[str]) -> list[str]:
+def shard_urls(directory: Location) -> list[str]:
     """Locations of the manifest's shards (local paths or URLs), in file-name order.
 
     Raises ValueError when ``directory`` has no manifest.
     """
-    manifest = load_manifest(directory)
+    folder = as_folder(directory)
+    manifest = load_manifest(folder)
     if manifest is None:
-        raise ValueError(f"{directory}: no {MANIFEST_NAME}; pass shard files or a glob instead")
-    return [join_url(directory, entry.file) for entry in manifest.shards]
+        raise ValueError(f"{folder.location}: no {MANIFEST_NAME}; pass shard files or a glob instead")
+    return [folder.join(entry.file) for entry in manifest.shards]
 
 
-def clean_stale_tmp(directory: str | os.PathLike[str], prefix: str | None = None) -> list[str]:
+def clean_stale_tmp(directory: Location, prefix: str | None = None) -> list[str]:
     """Remove ``*.tmp`` files (unfinished shards or manifests of a killed run); returns what was removed.
 
     With ``prefix`` only ``{prefix}-*.tmp`` shards are removed. Call it only when no writer is
     running on the same folder and prefix.
     """
-    fs, root = filesystem(directory)
-    if not fs.exists(root):
-        return []
+    folder = as_folder(directory)
     pattern = re.compile(
         (re.escape(prefix) + r"-\d+\.tar" if prefix is not None else r".+") + re.escape(TMP_SUFFIX) + "$"
     )
     removed = []
-    for path in fs.ls(root, detail=False):
-        name = path.rstrip("/").rsplit("/", 1)[-1]
+    for name in folder.list(dirs=False):
         if pattern.fullmatch(name):
-            fs.rm(path)
+            folder.remove(name)
             removed.append(name)
-            logger.warning("removed stale temporary file %s", join_url(directory, name))
+            logger.warning("removed stale temporary file %s", folder.join(name))
     return sorted(removed)

@@ -25,7 +25,7 @@ from typing import IO, Any
 import webdataset
 
 from shards.manifest import TMP_SUFFIX, ShardEntry, clean_stale_tmp, load_manifest, record_shard, utc_now
-from shards.remote import filesystem, is_remote, join_url
+from shards.remote import Folder, as_folder
 from shards.schema import SUBJECT_SCHEMA, ClipSample, SampleSchema, SchemaError, SubjectSample
 
 __all__ = ["ShardWriter", "tar_member_bytes", "validate_key"]
@@ -75,7 +75,7 @@ class ShardWriter:
     """Write samples of one schema into size- and count-limited shards in ``out_dir``.
 
     Args:
-        out_dir: local folder or fsspec URL (created if missing).
+        out_dir: local folder, fsspec URL or :class:`~shards.remote.Folder` (created if missing).
         prefix: shard name prefix, ``[A-Za-z0-9_-]+`` (``subjects`` -> ``subjects-000000.tar``).
         schema: the schema every sample must follow (default :data:`SUBJECT_SCHEMA`).
         max_count: most samples per shard (>= 1).
@@ -94,7 +94,7 @@ class ShardWriter:
 
     def __init__(
         self,
-        out_dir: str | os.PathLike[str],
+        out_dir: str | os.PathLike[str] | Folder,
         prefix: str,
         schema: SampleSchema = SUBJECT_SCHEMA,
         *,
@@ -109,7 +109,8 @@ class ShardWriter:
             raise ValueError(f"max_count must be >= 1, got {max_count}")
         if int(max_size) < 1:
             raise ValueError(f"max_size must be >= 1 byte, got {max_size}")
-        self.out_dir = os.fspath(out_dir)
+        self.folder = as_folder(out_dir)
+        self.out_dir = self.folder.location
         self.prefix = prefix
         self.schema = schema
         self.max_count = int(max_count)
@@ -117,7 +118,6 @@ class ShardWriter:
         self.clean_stale = clean_stale
         self.manifest_extra = dict(manifest_extra or {})
         json.dumps(self.manifest_extra)  # fails early (TypeError) on values that are not JSON
-        self._fs, self._root = filesystem(self.out_dir)
         self._next_index = 0
         self._known_keys: set[str] = set()
         self._entered = False
@@ -127,10 +127,10 @@ class ShardWriter:
 
     # ------------------------------------------------------------------ context
     def __enter__(self) -> ShardWriter:
-        self._fs.makedirs(self._root, exist_ok=True)
+        self.folder.makedirs()
         if self.clean_stale:
-            clean_stale_tmp(self.out_dir, self.prefix)
-        manifest = load_manifest(self.out_dir)
+            clean_stale_tmp(self.folder, self.prefix)
+        manifest = load_manifest(self.folder)
         if manifest is not None and (manifest.schema_name, manifest.schema_version) != (
             self.schema.name,
             self.schema.version,
@@ -141,7 +141,7 @@ class ShardWriter:
             )
         self._known_keys = set() if manifest is None else manifest.keys
         indices = [self._index_of(entry.file) for entry in (manifest.shards if manifest else [])]
-        indices += [self._index_of(path.rstrip("/").rsplit("/", 1)[-1]) for path in self._fs.ls(self._root, detail=False)]
+        indices += [self._index_of(name) for name in self.folder.list()]
         valid = [i for i in indices if i is not None]
         self._next_index = max(valid) + 1 if valid else 0
         self._entered = True
@@ -213,8 +213,8 @@ class ShardWriter:
         self._tar: webdataset.TarWriter | None = None
         self._stream: IO[bytes] | None = None
         self._hashing: _HashingStream | None = None
-        self._temp_path: str | None = None
-        self._final_path: str | None = None
+        self._temp_name: str | None = None
+        self._final_name: str | None = None
         self._count = 0
         self._size = 0
         self._keys: list[str] = []
@@ -222,11 +222,10 @@ class ShardWriter:
 
     def _open_shard(self) -> None:
         name = self._shard_name(self._next_index)
-        self._final_path = f"{self._root.rstrip('/')}/{name}"
-        if self._fs.exists(self._final_path):
-            raise ValueError(f"{join_url(self.out_dir, name)} already exists; refusing to overwrite a shard")
-        self._temp_path = self._final_path + TMP_SUFFIX
-        self._stream = self._fs.open(self._temp_path, "wb")
+        if self.folder.exists(name):
+            raise ValueError(f"{self.folder.join(name)} already exists; refusing to overwrite a shard")
+        self._final_name, self._temp_name = name, name + TMP_SUFFIX
+        self._stream = self.folder.open(self._temp_name, "wb")
         self._hashing = _HashingStream(self._stream)
         self._tar = webdataset.TarWriter(self._hashing, encoder=False, user="gas", group="gas")
         self._next_index += 1
@@ -235,15 +234,9 @@ class ShardWriter:
         if self._tar is None:
             return
         self._tar.close()
-        self._hashing.flush()
-        if not is_remote(self.out_dir):
-            os.fsync(self._stream.fileno())
-        self._stream.close()
-        if is_remote(self.out_dir):
-            self._fs.mv(self._temp_path, self._final_path)
-        else:
-            os.replace(self._temp_path, self._final_path)
-        name = self._final_path.rsplit("/", 1)[-1]
+        self.folder.finish(self._stream)
+        name = self._final_name
+        self.folder.rename(self._temp_name, name)
         entry = ShardEntry(
             file=name,
             count=self._count,
@@ -253,22 +246,21 @@ class ShardWriter:
             datasets=dict(sorted(self._datasets.items())),
             created=utc_now(),
         )
-        record_shard(self.out_dir, entry, self.schema, extra=self.manifest_extra)
+        record_shard(self.folder, entry, self.schema, extra=self.manifest_extra)
         self.closed_shards.append(entry)
-        logger.info("closed shard %s: %d samples, %d bytes", join_url(self.out_dir, name), entry.count, entry.size_bytes)
+        logger.info("closed shard %s: %d samples, %d bytes", self.folder.join(name), entry.count, entry.size_bytes)
         self._reset_shard_state()
 
     def _abort_shard(self) -> None:
         if self._tar is None:
             return
-        temp_path = self._temp_path
+        temp_name = self._temp_name
         self._hashing.discard = True
         try:
             self._tar.close()
-            self._stream.close()
+            self.folder.abandon(self._stream)  # object storage: the upload is aborted, nothing is published
         finally:
-            if self._fs.exists(temp_path):
-                self._fs.rm(temp_path)
-            logger.warning("removed unfinished shard %s (%d samples not kept)", temp_path, self._count)
+            self.folder.remove(temp_name)
+            logger.warning("removed unfinished shard %s (%d samples not kept)", self.folder.join(temp_name), self._count)
             self._known_keys.difference_update(self._keys)
             self._reset_shard_state()

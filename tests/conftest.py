@@ -77,3 +77,20 @@ def synthetic_mvhumannet_root(tmp_path_factory, open_body_model_dir) -> Path:
     root = tmp_path_factory.mktemp("raw") / "mvhumannet"
     synthesize_mvhumannet(root, num_subjects=1, num_cameras=3, num_frames=10, size=96, seed=3)
     return root
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 API server (moto) on 127.0.0.1 for the whole session; the AWS_* variables point at it."""
+    from tests.s3 import S3Server
+
+    server = S3Server().start()
+    yield server
+    server.stop()
+    server.restore_env()
+
+
+@pytest.fixture
+def s3_bucket(s3_server) -> str:
+    """A fresh bucket on :func:`s3_server`, as ``s3://name``."""
+    return s3_server.create_bucket()

@@ -31,7 +31,7 @@ from pipelines.bake_nerf.specs import (
 )
 from shards.manifest import clean_stale_tmp, existing_keys
 from shards.reader import ShardReadError, iter_shard_samples
-from shards.remote import is_remote
+from shards.remote import Folder
 from shards.schema import (
     CLIP_SCHEMA,
     SUBJECT_SCHEMA,
@@ -109,8 +109,7 @@ def _read_subjects(url: str, report: ShardBakeReport) -> Iterator[dict[str, Any]
 
 def skip_input_shard(shard: InputShard, plan: BakePlan) -> ShardBakeReport:
     """Report of an input shard whose clips are all in the output (removes leftovers of a killed run)."""
-    if os.path.isdir(plan.out_dir) or is_remote(plan.out_dir):
-        clean_stale_tmp(plan.out_dir, shard.prefix)
+    clean_stale_tmp(plan.out_dir, shard.prefix)  # a folder that does not exist has nothing to clean
     subjects = [SubjectBakeReport(shard.url, key, "skipped", clips_skipped=plan.view_clips_done.get(key, 0))
                 for key in (shard.subject_keys or ())]
     return ShardBakeReport(input_shard=shard.url, prefix=shard.prefix, subjects=subjects, skipped=True)
@@ -128,8 +127,7 @@ def bake_input_shard(baker: ClipBaker, shard: InputShard, plan: BakePlan, *,
         return skip_input_shard(shard, plan)
     config = baker.config
     report = ShardBakeReport(input_shard=shard.url, prefix=shard.prefix)
-    if not is_remote(plan.out_dir):
-        os.makedirs(plan.out_dir, exist_ok=True)
+    Folder(plan.out_dir).makedirs()
     clean_stale_tmp(plan.out_dir, shard.prefix)  # this rank owns the prefix: leftovers of a killed run
     done_keys = plan.done_keys | existing_keys(plan.out_dir)  # fresh: a retried task sees what it closed
 

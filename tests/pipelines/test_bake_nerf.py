@@ -272,6 +272,22 @@ def test_two_ranks_write_disjoint_shards_covering_every_subject_and_reruns_skip(
     assert sheet.shape[1] >= config.clip.num_frames * (32 + 4)
 
 
+@pytest.mark.slow
+def test_two_ranks_bake_from_and_to_s3(tmp_path, bake_inputs, s3_bucket):
+    from shards.remote import Folder
+
+    subjects, checkpoint = bake_inputs
+    remote_subjects, out = f"{s3_bucket}/subjects", f"{s3_bucket}/clips"
+    folder = Folder(remote_subjects)
+    for path in sorted(subjects.glob("*.tar")) + [subjects / "manifest.json"]:
+        folder.write_atomic(path.name, path.read_bytes())
+    config = fast_config()
+    reports = [bake(remote_subjects, out, checkpoint, config, rank=rank, world_size=2, progress=False) for rank in (0, 1)]
+    assert all(report.ok for report in reports), [report.problems for report in reports]
+    assert load_manifest(out).keys == all_clip_keys(subjects, config)  # both ranks' shards listed (locked updates)
+    assert shards_cli(["verify", out]) == 0
+
+
 def test_crash_leaves_no_partial_shard_and_rerun_completes_what_is_missing(tmp_path, bake_inputs, monkeypatch):
     subjects, checkpoint = bake_inputs
     out = tmp_path / "clips"

@@ -84,3 +84,18 @@ def test_command_line(clip_dir, tmp_path, capsys):
     assert main([str(clip_dir), str(tmp_path / "cli"), "--preset", "tiny", "--device", "cpu"]) == 0
     assert "3 clips cached" in capsys.readouterr().out
     assert main([str(clip_dir), str(tmp_path / "cli2"), "--preset", "tiny", "--set", "chunk_frames=0"]) == 2
+
+
+def test_reads_and_writes_shards_on_s3_and_training_streams_them(s3_bucket):
+    from shards.writer import ShardWriter
+    from shards.schema import CLIP_SCHEMA
+
+    source = f"{s3_bucket}/clips"
+    with ShardWriter(source, "clips", CLIP_SCHEMA, max_count=2) as writer:
+        for index, mode in enumerate(("view", "pose", "view")):
+            writer.write(make_clip(f"s{index}", mode=mode, n_frames=3, seed=index))
+    out = f"{s3_bucket}/clips_latents"
+    report = cache_clip_latents(source, out, CacheLatentsConfig.tiny(), device="cpu")
+    assert report.clips_written == 3 and load_manifest(out).total_samples == 3
+    baked = _read(out)  # the reader of `gas train`, streaming the s3:// shards
+    assert set(baked) == set(_read(source)) and all(clip.target_latents.shape[:2] == (3, 4) for clip in baked.values())
