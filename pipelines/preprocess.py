@@ -122,19 +122,29 @@ class ShardConfig:
     max_size: int = 2 << 30
 
 
+#: Keypoint sources of video frames (:class:`VideoKeypointConfig`).
+VIDEO_KEYPOINT_SOURCES = ("estimator", "groundtruth")
+
+
 @dataclass(frozen=True)
 class VideoKeypointConfig(KeypointConfig):
     """Where the 2D keypoints of video frames come from: the fields of :class:`KeypointConfig`, with
     more noise and dropped points by default.
 
-    ``detector_weights``: a local ultralytics pose model (COCO-17), run in the tracked person's box.
-    When it is None, the ground-truth keypoints of synthetic videos stand in, with ``noise_px``
-    Gaussian pixel noise and ``drop_prob`` of points dropped (real videos then fail with a message
-    naming this setting).
+    ``source``: ``"estimator"`` (default): MediaPipe Pose in the tracked person's box (the same run as
+    the masks when the masks come from MediaPipe; offline, no weights), or the local ultralytics pose
+    model (COCO-17) of ``detector_weights`` when that is set; ``"groundtruth"``: the ground-truth
+    keypoints of synthetic videos, with ``noise_px`` Gaussian pixel noise and ``drop_prob`` of points
+    dropped; only for measuring the fitter alone (real videos then fail with a message naming this setting).
     """
 
+    source: str = "estimator"
     noise_px: float = 3.0
     drop_prob: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.source not in VIDEO_KEYPOINT_SOURCES:
+            raise ValueError(f"video.keypoints.source must be one of {VIDEO_KEYPOINT_SOURCES}, got {self.source!r}")
 
 
 @dataclass(frozen=True)

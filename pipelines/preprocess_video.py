@@ -289,25 +289,54 @@ def _stage_sample(folder: Path, sample: VideoSample) -> None:
 # --------------------------------------------------------------------------------------- monocular
 @dataclass
 class _MonocularState:
-    """Frames waiting for their masks, and masked frames waiting for a full segment."""
+    """Frames waiting for their masks, and masked frames waiting for a full segment: tuples of (index,
+    frame, mask, box, status, keypoints (17, 3) or None)."""
 
     frames: dict[int, np.ndarray] = field(default_factory=dict)
-    ready: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, str]] = field(default_factory=list)
+    ready: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, str, np.ndarray | None]] = field(default_factory=list)
 
     def collect(self, masks: VideoMasks) -> None:
         for i, index in enumerate(masks.frame_indices.tolist()):
-            self.ready.append((index, self.frames.pop(index), masks.masks[i], masks.boxes[i], masks.statuses[i]))
+            points = None if masks.keypoints is None else masks.keypoints[i]
+            self.ready.append((index, self.frames.pop(index), masks.masks[i], masks.boxes[i], masks.statuses[i], points))
+
+
+def _estimator_keypoints(frames: np.ndarray, boxes: np.ndarray, estimated: list[np.ndarray | None]) -> np.ndarray:
+    """COCO-17 keypoints (T, 17, 3) of MediaPipe: those the masker estimated with the masks, else a
+    single-image run in each frame's box (frames without a box get confidence 0)."""
+    if all(points is not None for points in estimated):
+        return np.stack(estimated).astype(np.float32)
+    from gas_core.segment.mediapipe_pose import MediaPipePose, MediaPipePoseConfig
+
+    estimator = MediaPipePose(MediaPipePoseConfig(probe_stride=0), static_image_mode=True)
+    try:
+        points = np.zeros((len(frames), 17, 3), np.float32)
+        for t, (frame, box) in enumerate(zip(frames, boxes)):
+            if np.isfinite(box).all():
+                points[t] = estimator.estimate(frame, box).keypoints
+        return points
+    finally:
+        estimator.close()
 
 
 def _video_keypoints(ref: Any, config: VideoConfig, frames: np.ndarray, boxes: np.ndarray, source_frames: np.ndarray,
-                     decode_scale: float, groundtruth: dict[str, Any] | None) -> np.ndarray:
-    """COCO-17 keypoints (T, 17, 3) of a segment: the configured detector, else the ground truth (noised)."""
+                     decode_scale: float, groundtruth: dict[str, Any] | None,
+                     estimated: list[np.ndarray | None] | None = None) -> np.ndarray:
+    """COCO-17 keypoints (T, 17, 3) of a segment: the configured detector weights, else MediaPipe
+    (``estimated``: the masker's per-frame keypoints, or None), or, when ``video.keypoints.source`` is
+    ``"groundtruth"``, the ground truth of a synthetic video (noised)."""
     keypoints = config.keypoints
-    if keypoints.detector_weights:
-        return detect_video_keypoints(keypoints.detector_weights, list(frames), boxes)
+    if keypoints.source == "estimator":
+        if keypoints.detector_weights:
+            return detect_video_keypoints(keypoints.detector_weights, list(frames), boxes)
+        try:
+            return _estimator_keypoints(frames, boxes, list(estimated) if estimated is not None else [None] * len(frames))
+        except ImportError as error:
+            raise ScanReadError(f"{ref.path}: no keypoint estimator for video {ref.subject_id}: {error}; or set "
+                                "video.keypoints.detector_weights to a local ultralytics pose model") from error
     if groundtruth is None or "keypoints2d" not in groundtruth:
-        raise ScanReadError(f"{ref.path}: no keypoint detector configured and no ground-truth keypoints for video "
-                            f"{ref.subject_id}; set video.keypoints.detector_weights to a local ultralytics pose model")
+        raise ScanReadError(f"{ref.path}: video.keypoints.source='groundtruth' but video {ref.subject_id} has no "
+                            "ground-truth keypoints (only synthetic videos do); use video.keypoints.source=estimator")
     truth = np.asarray(groundtruth["keypoints2d"], dtype=np.float64)
     lookup = resampled_indices(len(truth), float(groundtruth.get("fps", config.frames_fps)), config.fps)
     if int(source_frames.max()) >= len(lookup):
@@ -341,7 +370,8 @@ def _monocular_segment(ref: Any, segment: int, items: list, config: PreprocessCo
     boxes = np.stack([item[3] for item in items]).astype(np.float64)
     height, width = frames.shape[1:3]
     started = time.perf_counter()
-    keypoints = _video_keypoints(ref, video, frames, boxes, indices, decode_scale, groundtruth)
+    keypoints = _video_keypoints(ref, video, frames, boxes, indices, decode_scale, groundtruth,
+                                 [item[5] for item in items])
     try:
         fit = fit_smpl_monocular(body, keypoints, (width, height), video.fit)
     except ValueError as error:
@@ -390,13 +420,30 @@ def _groundtruth_scores(groundtruth: dict[str, Any], indices: np.ndarray, masks:
             "pa_mpjpe_m": procrustes_aligned_mpjpe(joints, np.asarray(groundtruth["joints24"], dtype=np.float64)[lookup])}
 
 
+def _video_masker(ref: VideoRef, video: VideoConfig, *, frames_fps: float) -> VideoMasker:
+    """The video's masker; when it runs the built-in background model, that model starts from the
+    background of the whole video (:func:`gas_core.segment.background.video_background`, one extra
+    decoding pass), so masks do not collapse at the start of a segment or lose still legs."""
+    masker = VideoMasker(video.masks)
+    if not masker.uses_background_model:
+        return masker
+    from gas_core.segment.background import video_background
+
+    try:
+        prior = video_background(iter_ref_frames(ref, fps=video.fps, max_side=video.max_side, frames_fps=frames_fps),
+                                 video.masks.background)
+    except ValueError as error:
+        raise ScanReadError(f"{ref.path}: no frame to estimate the background from ({error})") from error
+    return VideoMasker(video.masks, background_prior=prior)
+
+
 def _preprocess_monocular(ref: VideoRef, config: PreprocessConfig, staging_dir: Path) -> VideoReport:
     video = config.video
     info = video_info(ref, frames_fps=video.frames_fps)
     decode_scale = min(1.0, video.max_side / max(info.width, info.height))
     groundtruth = read_video_groundtruth(ref)
     body = _body_model(config.body_model_path)
-    masker = VideoMasker(video.masks)
+    masker = _video_masker(ref, video, frames_fps=video.frames_fps)
     state = _MonocularState()
     timings: dict[str, Any] = {"decode_s": 0.0, "mask_s": 0.0, "fit_s": 0.0, "write_s": 0.0}
     dropped: list[str] = []

@@ -1,7 +1,7 @@
 """Video preprocessing without Prefect: monocular segments, multi-view segments, bad input, re-runs.
 
-Inputs are synthetic videos in the real layouts (``pipelines.synth_video``); masks come from the
-built-in background model and keypoints from the noised ground truth (no weights here).
+Inputs are synthetic videos in the real layouts (``pipelines.synth_video``); masks and keypoints come
+from the default estimator (MediaPipe Pose, offline; no other weights here).
 """
 
 from __future__ import annotations
