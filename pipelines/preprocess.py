@@ -51,6 +51,7 @@ from gas_core.render.normalize import Normalization
 from gas_core.render.normals import NormalMapRenderer
 from gas_core.render.scan import ScanRenderer, render_orbit
 from gas_core.segment import MaskingConfig
+from pipelines.video_quality import SegmentGates
 from pipelines.config import load_config
 from pipelines.datasets.common import ScanReadError, SubjectRef
 from pipelines.datasets.layouts import dataset_layout, read_groundtruth
@@ -158,7 +159,9 @@ class VideoConfig:
     the person (the union of its boxes, ``crop_margin`` of its size added per side; the camera follows
     the crop). A monocular segment in which more than ``max_missing_fraction`` of the frames have no
     person (or several people the tracker cannot tell apart) is dropped with the reason.
-    ``masks``: :class:`gas_core.segment.MaskingConfig`; ``fit``: the per-segment monocular SMPL fit.
+    ``masks``: :class:`gas_core.segment.MaskingConfig`; ``fit``: the per-segment monocular SMPL fit;
+    ``gates``: the segment quality gates (:class:`pipelines.video_quality.SegmentGates`): a segment
+    outside them is rejected with the reason, never packed.
     ``store_normals``: render the fitted body's normal map of every image into the segment.
     Multi-view video keeps ``multiview_cameras`` cameras (evenly spaced among the capture's, by name
     order) and cuts ``multiview_segment_frames`` synchronised frames per segment; the dataset's masks
@@ -177,6 +180,7 @@ class VideoConfig:
     max_missing_fraction: float = 0.05
     masks: MaskingConfig = MaskingConfig()
     keypoints: VideoKeypointConfig = VideoKeypointConfig()
+    gates: SegmentGates = SegmentGates()
     fit: MonocularFitConfig = MonocularFitConfig()
     store_normals: bool = True
     multiview_cameras: int = 8

@@ -72,8 +72,8 @@ class MediaPipePoseConfig:
         min_tracking_confidence: below this the tracking model re-detects, in [0, 1].
         mask_threshold: segmentation probability from which a pixel is the person, in (0, 1).
         min_visibility: a landmark with a lower visibility gets confidence 0, in [0, 1].
-        min_person_score: a found person whose torso (shoulders, hips) visibility averages below this is
-            taken as no person, in [0, 1].
+        min_person_score: a found person whose shoulders' visibility averages below this is taken as no
+            person, in [0, 1].
         crop_margin: relative margin per side around the previous box when following the subject (>= 0).
         probe_stride: look for a second person every this many frames (0: never).
         probe_dilation: fraction of the subject's box height by which its box is grown before it is
@@ -108,7 +108,7 @@ class MediaPipePoseConfig:
 class PoseEstimate:
     """One person in one frame: ``mask`` (H, W) float32 probability in [0, 1], ``keypoints`` (17, 3)
     float32 ``u, v`` frame pixels + confidence in [0, 1], ``box`` (4,) float32 xyxy pixels (NaN when
-    nothing was found) and ``score`` (mean torso visibility, 0 when nothing was found)."""
+    nothing was found) and ``score`` (mean visibility of the shoulders, 0 when nothing was found)."""
 
     mask: np.ndarray
     keypoints: np.ndarray
@@ -188,8 +188,8 @@ class MediaPipePose:
             visibility = float(np.clip(mark.visibility, 0.0, 1.0))
             inside = 0 <= u < width and 0 <= v < height
             points[k] = (u, v, visibility if inside and visibility >= c.min_visibility else 0.0)
-        torso = [float(np.clip(marks[index].visibility, 0, 1)) for index in (11, 12, 23, 24)]
-        score = float(np.mean(torso))
+        shoulders = [float(np.clip(marks[index].visibility, 0, 1)) for index in (11, 12)]
+        score = float(np.mean(shoulders))  # shoulders only: a waist-up person is still a person
         if score < c.min_person_score or result.segmentation_mask is None:
             return PoseEstimate.nothing(height, width)
         window = np.asarray(result.segmentation_mask, np.float32)
@@ -259,7 +259,7 @@ class MediaPipePose:
     # ------------------------------------------------------------------ interfaces
     def detect(self, frame: np.ndarray) -> Detections:
         """Candidate people in ``frame`` (H, W, 3) uint8 RGB: the followed subject first, then another
-        person if the second look finds one; boxes (K, 4) xyxy pixels, scores (K,) torso visibility."""
+        person if the second look finds one; boxes (K, 4) xyxy pixels, scores (K,) shoulder visibility."""
         frame = check_rgb_frame(frame)
         subject = self.estimate(frame)
         boxes, scores = [], []
