@@ -96,19 +96,31 @@ REJECTED_DIRNAME = "_rejected"
 
 
 # --------------------------------------------------------------------------------------- config
+#: Keypoint sources (:class:`KeypointConfig`, :class:`VideoKeypointConfig`): a pose estimator (MediaPipe,
+#: or the ultralytics weights when set) or the ground truth of synthetic data.
+VIDEO_KEYPOINT_SOURCES = ("estimator", "groundtruth")
+
+
 @dataclass(frozen=True)
 class KeypointConfig:
     """Where the 2D keypoints for fitting come from.
 
-    ``detector_weights``: a local ultralytics pose model (COCO-17). When it is None, the dataset's
-    ground-truth COCO keypoints stand in (synthetic data ships them), projected into each view with
-    ``noise_px`` Gaussian pixel noise and ``drop_prob`` of points dropped.
+    ``detector_weights``: a local ultralytics pose model (COCO-17). When it is None, ``source``
+    decides: ``"groundtruth"`` (the default for scans): the dataset's ground-truth COCO keypoints
+    (synthetic data ships them), projected into each view with ``noise_px`` Gaussian pixel noise and
+    ``drop_prob`` of points dropped; ``"estimator"``: MediaPipe Pose on each rendered view
+    (:class:`gas_core.segment.MediaPipeKeypoints`, offline, no weights).
     """
 
     detector_weights: str | None = None
     noise_px: float = 0.0
     drop_prob: float = 0.0
     seed: int = 0
+    source: str = "groundtruth"
+
+    def __post_init__(self) -> None:
+        if self.source not in VIDEO_KEYPOINT_SOURCES:
+            raise ValueError(f"keypoints.source must be one of {VIDEO_KEYPOINT_SOURCES}, got {self.source!r}")
 
 
 @dataclass(frozen=True)
@@ -121,10 +133,6 @@ class ShardConfig:
     prefix: str | None = None
     max_count: int = 64
     max_size: int = 2 << 30
-
-
-#: Keypoint sources of video frames (:class:`VideoKeypointConfig`).
-VIDEO_KEYPOINT_SOURCES = ("estimator", "groundtruth")
 
 
 @dataclass(frozen=True)
@@ -142,10 +150,6 @@ class VideoKeypointConfig(KeypointConfig):
     source: str = "estimator"
     noise_px: float = 3.0
     drop_prob: float = 0.05
-
-    def __post_init__(self) -> None:
-        if self.source not in VIDEO_KEYPOINT_SOURCES:
-            raise ValueError(f"video.keypoints.source must be one of {VIDEO_KEYPOINT_SOURCES}, got {self.source!r}")
 
 
 @dataclass(frozen=True)
@@ -425,6 +429,13 @@ def _body_model(path: str | None) -> BodyModel:
 def _keypoint_source(config: KeypointConfig, groundtruth: dict[str, Any] | None, ref: SubjectRef, normalization):
     if config.detector_weights:
         return UltralyticsPoseDetector(Path(config.detector_weights))
+    if config.source == "estimator":
+        from gas_core.segment import MediaPipeKeypoints
+
+        try:
+            return MediaPipeKeypoints()
+        except ImportError as error:
+            raise ScanReadError(f"{ref.path}: keypoints.source=estimator but {error}") from error
     if groundtruth is None or "coco17" not in groundtruth:
         raise ScanReadError(
             f"{ref.path}: no keypoint detector configured and no ground-truth keypoints for subject "
