@@ -340,7 +340,8 @@ def _video_keypoints(ref: Any, config: VideoConfig, frames: np.ndarray, boxes: n
                                 "video.keypoints.detector_weights to a local ultralytics pose model") from error
     if groundtruth is None or "keypoints2d" not in groundtruth:
         raise ScanReadError(f"{ref.path}: video.keypoints.source='groundtruth' but video {ref.subject_id} has no "
-                            "ground-truth keypoints (only synthetic videos do); use video.keypoints.source=estimator")
+                            "ground-truth keypoints (only synthetic videos do); set video.keypoints.detector_weights "
+                            "to a local ultralytics pose model, or video.keypoints.source=estimator (MediaPipe)")
     truth = np.asarray(groundtruth["keypoints2d"], dtype=np.float64)
     lookup = resampled_indices(len(truth), float(groundtruth.get("fps", config.frames_fps)), config.fps)
     if int(source_frames.max()) >= len(lookup):
