@@ -167,7 +167,7 @@ def test_video_flow_runs_mediapipe_gates_each_segment_and_inspect_shows_the_valu
     segments = {(row["video"], row["segment"]): row for row in _latest_table_artifact("preprocess-tiktok-segments")}
     assert segments[("leaves", 1)]["status"] == "rejected" and "no_person" in segments[("leaves", 1)]["reason"]
     assert [(row["video"], row["segment"]) for row in summary["rejected"]] == [("leaves", 1)]
-    assert segments[("00001", 0)]["status"] == "ok" and segments[("00001", 0)]["silhouette_iou"] > 0.35
+    assert segments[("00001", 0)]["status"] == "ok" and segments[("00001", 0)]["silhouette_iou"] > 0.25
     keys = sorted(decode_video(raw_sample).key for entry in load_manifest(out).shards
                   for raw_sample in iter_shard_samples(out / entry.file))
     assert keys == ["tiktok__00001__seg000", "tiktok__00001__seg001", "tiktok__leaves__seg000"]
