@@ -210,14 +210,17 @@ def main(argv: list[str] | None = None) -> int:
         model.model.names = {index: ("person" if index == 0 else f"class{index}") for index in range(80)}
         model.save(str(yolo_path))
 
-    base = MaskingConfig()  # the default background model: 61-frame median window
+    base = MaskingConfig(estimator="background")  # the built-in background model: 61-frame median window
     smoothings = [("none (window 1)", 1, False), ("majority, window 3", 3, False), ("majority, window 5", 5, False),
                   ("majority, window 3, box-aligned", 3, True), ("majority, window 5, box-aligned", 5, True)]
     refinements = [("builtin + GrabCut", GrabCutConfig()), ("builtin, no GrabCut", GrabCutConfig(iterations=0))]
     methods = [
-        *((masker_name, smoothing, MaskingConfig(smoothing_window=window, smoothing_aligns_motion=aligned, refine=refine), {})
+        *((masker_name, smoothing, MaskingConfig(estimator="background", smoothing_window=window, smoothing_aligns_motion=aligned,
+                                                 refine=refine), {})
           for masker_name, refine in refinements for smoothing, window, aligned in smoothings),
-        ("random SAM (meaningless)", "none (window 1)", MaskingConfig(smoothing_window=1), {"box_masker": sam}),
+        ("random SAM (meaningless)", "none (window 1)", MaskingConfig(estimator="background", smoothing_window=1),
+         {"box_masker": sam}),
+        ("MediaPipe Pose (default)", "majority, window 3", MaskingConfig(smoothing_window=3), {}),
     ]
     print(f"# Video masks ({args.source}): {args.frames} frames of {args.size}x{args.size} per video, noise sigma {args.noise}, "
           f"chunks of {args.chunk}\n")

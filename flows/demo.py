@@ -116,9 +116,11 @@ def run_demo(out: Path, *, num_subjects: int = 2, preset: str = "paper") -> int:
         print(f"[4/9] preprocess tiktok: {state.name}: {state.message}")
     else:
         for row in summary.get("reports", []):
-            print(f"[4/9] preprocess tiktok {row['subject_id']}: {row['segments']} segments of {row['frames']} frames, "
+            print(f"[4/9] preprocess tiktok {row['subject_id']}: {row['frames']} frames, {row['segments']} segments packed, "
                   f"mask IoU {row['mask_iou']}, PA-MPJPE {row['pa_mpjpe_mm']} mm, keypoint error "
-                  f"{row['keypoint_error_px']} px{'; ' + row['error'] if row['error'] else ''}")
+                  f"{row['keypoint_error_px']} px")
+        for row in summary.get("rejected", []):
+            print(f"[4/9] WARNING rejected tiktok {row['video']} {row['reason']}")
 
     nerf_config = load_train_nerf_config(preset="tiny", overrides=NERF_OVERRIDES)
     nerf = train_nerf(nerf_config, shard_dir, out / "nerf")

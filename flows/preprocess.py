@@ -34,6 +34,7 @@ from pipelines.preprocess import (
     pack_staged_subjects,
     plan_subjects,
     preprocess_subject,
+    table_value,
 )
 from pipelines.cluster import check_dask_scheduler, check_out_dir
 from pipelines.preprocess_video import VideoReport, is_video_dataset, plan_videos, preprocess_video
@@ -155,10 +156,15 @@ def _preprocess_videos(dataset: str, raw_root: Path, out_dir: Path, config: Prep
         {"config": config, "staging_dir": plan.staging_dir}, f"preprocess {dataset}: videos done (%)")
     pack = pack_task(plan.staging_dir, out_dir, config)
     rows = _publish_table(dataset, reports, pack)
+    segments = _publish_segment_table(dataset, reports)
     failed = [report for report in reports if report.status == "failed"]
+    rejected = [row for row in segments if row.get("status") == "rejected"]
+    for row in rejected:
+        logger.warning("%s/%s %s", row["dataset"], row["video"], row["reason"])
     summary = {"dataset": dataset, "found": plan.total, "skipped": len(plan.done),
                "processed": sum(report.status == "ok" for report in reports), "failed": [r.as_row() for r in failed],
-               "rejected": [], "reports": rows, "shards": pack.shards, "samples_written": pack.samples_written}
+               "rejected": rejected, "reports": rows, "segments": segments, "shards": pack.shards,
+               "samples_written": pack.samples_written}
     if failed:
         names = ", ".join(f"{r.subject_id} ({r.error})" for r in failed)
         return Failed(message=f"{len(failed)} of {len(reports)} videos failed: {names}", data=summary)
@@ -198,6 +204,18 @@ def _publish_table(dataset: str, reports: Sequence[Any], pack: PackReport) -> li
     rows = _table([report.as_row() for report in reports])
     create_table_artifact(key=f"preprocess-{_artifact_key(dataset)}", table=rows or [{"subject": "-", "status": "nothing to do"}],
                           description=f"preprocess {dataset}: {pack.summary()}")
+    return rows
+
+
+def _publish_segment_table(dataset: str, reports: Sequence[Any]) -> list[dict[str, Any]]:
+    """One row per video segment (status, reason, quality values of :mod:`pipelines.video_quality`),
+    also published as the run's ``preprocess-<dataset>-segments`` table artifact when there is any."""
+    rows = _table([{key: table_value(value) for key, value in row.items()}
+                   for report in reports for row in getattr(report, "segment_rows", ())])
+    if rows:
+        rejected = sum(row["status"] == "rejected" for row in rows)
+        create_table_artifact(key=f"preprocess-{_artifact_key(dataset)}-segments", table=rows,
+                              description=f"preprocess {dataset}: {len(rows)} segments, {rejected} rejected by the quality gates")
     return rows
 
 

@@ -50,6 +50,7 @@ from gas_core.render.normalize import Normalization
 from gas_core.render.normals import NormalMapRenderer
 from gas_core.render.scan import ScanRenderer, render_orbit
 from gas_core.segment import MaskingConfig
+from pipelines.video_quality import SegmentGates
 from pipelines.config import load_config
 from pipelines.datasets.common import ScanReadError, SubjectRef
 from pipelines.datasets.layouts import dataset_layout, read_groundtruth
@@ -95,19 +96,31 @@ REJECTED_DIRNAME = "_rejected"
 
 
 # --------------------------------------------------------------------------------------- config
+#: Keypoint sources (:class:`KeypointConfig`, :class:`VideoKeypointConfig`): a pose estimator (MediaPipe,
+#: or the ultralytics weights when set) or the ground truth of synthetic data.
+VIDEO_KEYPOINT_SOURCES = ("estimator", "groundtruth")
+
+
 @dataclass(frozen=True)
 class KeypointConfig:
     """Where the 2D keypoints for fitting come from.
 
-    ``detector_weights``: a local ultralytics pose model (COCO-17). When it is None, the dataset's
-    ground-truth COCO keypoints stand in (synthetic data ships them), projected into each view with
-    ``noise_px`` Gaussian pixel noise and ``drop_prob`` of points dropped.
+    ``detector_weights``: a local ultralytics pose model (COCO-17). When it is None, ``source``
+    decides: ``"groundtruth"`` (the default for scans): the dataset's ground-truth COCO keypoints
+    (synthetic data ships them), projected into each view with ``noise_px`` Gaussian pixel noise and
+    ``drop_prob`` of points dropped; ``"estimator"``: MediaPipe Pose on each rendered view
+    (:class:`gas_core.segment.MediaPipeKeypoints`, offline, no weights).
     """
 
     detector_weights: str | None = None
     noise_px: float = 0.0
     drop_prob: float = 0.0
     seed: int = 0
+    source: str = "groundtruth"
+
+    def __post_init__(self) -> None:
+        if self.source not in VIDEO_KEYPOINT_SOURCES:
+            raise ValueError(f"keypoints.source must be one of {VIDEO_KEYPOINT_SOURCES}, got {self.source!r}")
 
 
 @dataclass(frozen=True)
@@ -127,12 +140,14 @@ class VideoKeypointConfig(KeypointConfig):
     """Where the 2D keypoints of video frames come from: the fields of :class:`KeypointConfig`, with
     more noise and dropped points by default.
 
-    ``detector_weights``: a local ultralytics pose model (COCO-17), run in the tracked person's box.
-    When it is None, the ground-truth keypoints of synthetic videos stand in, with ``noise_px``
-    Gaussian pixel noise and ``drop_prob`` of points dropped (real videos then fail with a message
-    naming this setting).
+    ``source``: ``"estimator"`` (default): MediaPipe Pose in the tracked person's box (the same run as
+    the masks when the masks come from MediaPipe; offline, no weights), or the local ultralytics pose
+    model (COCO-17) of ``detector_weights`` when that is set; ``"groundtruth"``: the ground-truth
+    keypoints of synthetic videos, with ``noise_px`` Gaussian pixel noise and ``drop_prob`` of points
+    dropped; only for measuring the fitter alone (real videos then fail with a message naming this setting).
     """
 
+    source: str = "estimator"
     noise_px: float = 3.0
     drop_prob: float = 0.05
 
@@ -148,7 +163,9 @@ class VideoConfig:
     the person (the union of its boxes, ``crop_margin`` of its size added per side; the camera follows
     the crop). A monocular segment in which more than ``max_missing_fraction`` of the frames have no
     person (or several people the tracker cannot tell apart) is dropped with the reason.
-    ``masks``: :class:`gas_core.segment.MaskingConfig`; ``fit``: the per-segment monocular SMPL fit.
+    ``masks``: :class:`gas_core.segment.MaskingConfig`; ``fit``: the per-segment monocular SMPL fit;
+    ``gates``: the segment quality gates (:class:`pipelines.video_quality.SegmentGates`): a segment
+    outside them is rejected with the reason, never packed.
     ``store_normals``: render the fitted body's normal map of every image into the segment.
     Multi-view video keeps ``multiview_cameras`` cameras (evenly spaced among the capture's, by name
     order) and cuts ``multiview_segment_frames`` synchronised frames per segment; the dataset's masks
@@ -167,6 +184,7 @@ class VideoConfig:
     max_missing_fraction: float = 0.05
     masks: MaskingConfig = MaskingConfig()
     keypoints: VideoKeypointConfig = VideoKeypointConfig()
+    gates: SegmentGates = SegmentGates()
     fit: MonocularFitConfig = MonocularFitConfig()
     store_normals: bool = True
     multiview_cameras: int = 8
@@ -422,6 +440,13 @@ def _body_model(path: str | None) -> BodyModel:
 def _keypoint_source(config: KeypointConfig, groundtruth: dict[str, Any] | None, ref: SubjectRef, normalization):
     if config.detector_weights:
         return UltralyticsPoseDetector(Path(config.detector_weights))
+    if config.source == "estimator":
+        from gas_core.segment import MediaPipeKeypoints
+
+        try:
+            return MediaPipeKeypoints()
+        except ImportError as error:
+            raise ScanReadError(f"{ref.path}: keypoints.source=estimator but {error}") from error
     if groundtruth is None or "coco17" not in groundtruth:
         raise ScanReadError(
             f"{ref.path}: no keypoint detector configured and no ground-truth keypoints for subject "

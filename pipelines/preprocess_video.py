@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ from pipelines.preprocess import (
     _thread_renderer,
     table_value,
 )
+from pipelines.video_quality import SegmentQuality, check_segment, mask_histogram, measure_segment
 from shards.manifest import existing_keys
 from shards.schema import VideoSample, encode, make_key
 
@@ -143,9 +144,11 @@ def plan_videos(dataset: str, raw_root: Path, out_dir: Path, *, limit: int | Non
 class VideoReport(_ItemReport):
     """Outcome of one video.
 
-    ``status``: "ok" (segments staged; ``error`` lists dropped segments, if any) or "failed" (bad input:
-    ``error`` names the file and the reason). ``frames``: frames read; ``segments``: segments staged;
-    ``dropped``: segments dropped; ``missing_fraction``: frames without the person over all frames;
+    ``status``: "ok" (segments staged; ``error`` lists the rejected segments, if any) or "failed" (bad
+    input, or no segment passed the gates: ``error`` names the file and every reason). ``frames``:
+    frames read; ``segments``: segments staged; ``dropped``: segments rejected (outside the quality
+    gates of :mod:`pipelines.video_quality`, or without a fit); ``segment_rows``: one dict per segment
+    (status, reason and quality values; the flow's segment table, not part of :meth:`as_row`); ``missing_fraction``: frames without the person over all frames;
     ``keypoint_error_px``: mean reprojection error of the fits; against the ground truth of synthetic
     videos (NaN otherwise): ``mask_iou`` (mean over frames) and ``pa_mpjpe_mm`` (Procrustes-aligned
     joint error of the fit, millimetres); timings in seconds.
@@ -162,6 +165,7 @@ class VideoReport(_ItemReport):
     mask_s: float = 0.0
     fit_s: float = 0.0
     write_s: float = 0.0
+    segment_rows: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def failed(cls, ref: Any, error: str) -> "VideoReport":
@@ -169,7 +173,7 @@ class VideoReport(_ItemReport):
 
     def as_row(self) -> dict[str, Any]:
         """A flat dict for tables and artifacts (NaN shown as empty, floats rounded)."""
-        return {key: table_value(value) for key, value in asdict(self).items()}
+        return {key: table_value(value) for key, value in asdict(self).items() if key != "segment_rows"}
 
 
 # --------------------------------------------------------------------------------------- crops
@@ -289,25 +293,55 @@ def _stage_sample(folder: Path, sample: VideoSample) -> None:
 # --------------------------------------------------------------------------------------- monocular
 @dataclass
 class _MonocularState:
-    """Frames waiting for their masks, and masked frames waiting for a full segment."""
+    """Frames waiting for their masks, and masked frames waiting for a full segment: tuples of (index,
+    frame, mask, box, status, keypoints (17, 3) or None)."""
 
     frames: dict[int, np.ndarray] = field(default_factory=dict)
-    ready: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, str]] = field(default_factory=list)
+    ready: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, str, np.ndarray | None]] = field(default_factory=list)
 
     def collect(self, masks: VideoMasks) -> None:
         for i, index in enumerate(masks.frame_indices.tolist()):
-            self.ready.append((index, self.frames.pop(index), masks.masks[i], masks.boxes[i], masks.statuses[i]))
+            points = None if masks.keypoints is None else masks.keypoints[i]
+            self.ready.append((index, self.frames.pop(index), masks.masks[i], masks.boxes[i], masks.statuses[i], points))
+
+
+def _estimator_keypoints(frames: np.ndarray, boxes: np.ndarray, estimated: list[np.ndarray | None]) -> np.ndarray:
+    """COCO-17 keypoints (T, 17, 3) of MediaPipe: those the masker estimated with the masks, else a
+    single-image run in each frame's box (frames without a box get confidence 0)."""
+    if all(points is not None for points in estimated):
+        return np.stack(estimated).astype(np.float32)
+    from gas_core.segment.mediapipe_pose import MediaPipePose, MediaPipePoseConfig
+
+    estimator = MediaPipePose(MediaPipePoseConfig(probe_stride=0), static_image_mode=True)
+    try:
+        points = np.zeros((len(frames), 17, 3), np.float32)
+        for t, (frame, box) in enumerate(zip(frames, boxes)):
+            if np.isfinite(box).all():
+                points[t] = estimator.estimate(frame, box).keypoints
+        return points
+    finally:
+        estimator.close()
 
 
 def _video_keypoints(ref: Any, config: VideoConfig, frames: np.ndarray, boxes: np.ndarray, source_frames: np.ndarray,
-                     decode_scale: float, groundtruth: dict[str, Any] | None) -> np.ndarray:
-    """COCO-17 keypoints (T, 17, 3) of a segment: the configured detector, else the ground truth (noised)."""
+                     decode_scale: float, groundtruth: dict[str, Any] | None,
+                     estimated: list[np.ndarray | None] | None = None) -> np.ndarray:
+    """COCO-17 keypoints (T, 17, 3) of a segment: the configured detector weights, else MediaPipe
+    (``estimated``: the masker's per-frame keypoints, or None), or, when ``video.keypoints.source`` is
+    ``"groundtruth"``, the ground truth of a synthetic video (noised)."""
     keypoints = config.keypoints
-    if keypoints.detector_weights:
-        return detect_video_keypoints(keypoints.detector_weights, list(frames), boxes)
+    if keypoints.source == "estimator":
+        if keypoints.detector_weights:
+            return detect_video_keypoints(keypoints.detector_weights, list(frames), boxes)
+        try:
+            return _estimator_keypoints(frames, boxes, list(estimated) if estimated is not None else [None] * len(frames))
+        except ImportError as error:
+            raise ScanReadError(f"{ref.path}: no keypoint estimator for video {ref.subject_id}: {error}; or set "
+                                "video.keypoints.detector_weights to a local ultralytics pose model") from error
     if groundtruth is None or "keypoints2d" not in groundtruth:
-        raise ScanReadError(f"{ref.path}: no keypoint detector configured and no ground-truth keypoints for video "
-                            f"{ref.subject_id}; set video.keypoints.detector_weights to a local ultralytics pose model")
+        raise ScanReadError(f"{ref.path}: video.keypoints.source='groundtruth' but video {ref.subject_id} has no "
+                            "ground-truth keypoints (only synthetic videos do); set video.keypoints.detector_weights "
+                            "to a local ultralytics pose model, or video.keypoints.source=estimator (MediaPipe)")
     truth = np.asarray(groundtruth["keypoints2d"], dtype=np.float64)
     lookup = resampled_indices(len(truth), float(groundtruth.get("fps", config.frames_fps)), config.fps)
     if int(source_frames.max()) >= len(lookup):
@@ -323,53 +357,132 @@ def _video_keypoints(ref: Any, config: VideoConfig, frames: np.ndarray, boxes: n
     return points.astype(np.float32)
 
 
+#: Plain words for each gate, in rejection reasons.
+_GATE_HINTS = {
+    "missing_fraction": "subject missing, or several people the tracker cannot tell apart",
+    "silhouette_iou": "mask and fitted body disagree",
+    "keypoint_error": "keypoints not explained by the fitted body",
+    "area_jump": "mask area jumps between frames",
+    "identity_distance": "the tracked person's look changes (subject may be swapped)",
+    "box_jump": "the tracked box jumps (subject may be swapped)",
+    "lower_body_seen": "partial body: legs not seen",
+}
+
+
+def _rejection(prefix: str, failures: list[str]) -> str:
+    hints = sorted({_GATE_HINTS[failure.split(" ", 1)[0]] for failure in failures})
+    return f"{prefix}: rejected by the quality gates ({'; '.join(failures)}: {'; '.join(hints)})"
+
+
+@dataclass
+class _SegmentOutcome:
+    """One segment: the staged sample (None when rejected), its table row and mean keypoint error (px)."""
+
+    sample: VideoSample | None
+    row: dict[str, Any]
+    reason: str = ""
+    error_px: float = float("nan")
+
+
+def _segment_row(ref: Any, segment: int, indices: np.ndarray, status: str, reason: str,
+                 quality: SegmentQuality) -> dict[str, Any]:
+    return {"dataset": ref.dataset, "video": _video_id(ref), "segment": segment,
+            "frames": f"{int(indices[0])}-{int(indices[-1])}", "status": status, "reason": reason, **quality.as_dict()}
+
+
+def _reference_histogram(items: list, count: int = 5) -> np.ndarray | None:
+    """The subject's look at the start of the video: mean masked HSV histogram of its first ``count``
+    frames with a subject (None when there is none in ``items``)."""
+    histograms = [mask_histogram(item[1], item[2] > 127) for item in items if item[4] == "ok"]
+    histograms = [histogram for histogram in histograms if histogram is not None][:count]
+    return np.mean(histograms, axis=0) if histograms else None
+
+
 def _monocular_segment(ref: Any, segment: int, items: list, config: PreprocessConfig, body: BodyModel,
-                       decode_scale: float, groundtruth: dict[str, Any] | None, timings: dict[str, float]
-                       ) -> tuple[VideoSample | None, str, float]:
-    """One segment's sample, or None and the reason it was dropped; also its mean keypoint error (px)."""
+                       decode_scale: float, groundtruth: dict[str, Any] | None, timings: dict[str, float],
+                       reference: np.ndarray | None = None) -> _SegmentOutcome:
+    """One segment: masked, fitted and measured (:mod:`pipelines.video_quality`); a segment outside the
+    gates (or without a fit) comes back without a sample, with the reason."""
     video = config.video
     indices = np.array([item[0] for item in items])
     statuses = [item[4] for item in items]
+    prefix = f"segment {segment} (frames {indices[0]}-{indices[-1]})"
     missing = [i for i, status in zip(indices.tolist(), statuses) if status != "ok"]
-    if len(missing) > video.max_missing_fraction * len(items):
-        kinds = sorted({status for status in statuses if status != "ok"})
-        return None, (f"segment {segment} (frames {indices[0]}-{indices[-1]}): {len(missing)} of {len(items)} frames "
-                      f"without a single clear person ({', '.join(kinds)}), over video.max_missing_fraction="
-                      f"{video.max_missing_fraction}"), float("nan")
     frames = np.stack([item[1] for item in items])
     masks = np.stack([item[2] for item in items])
     boxes = np.stack([item[3] for item in items]).astype(np.float64)
+    max_missing = (video.gates.max_missing_fraction if video.gates.max_missing_fraction is not None
+                   else video.max_missing_fraction)
+    if len(missing) > max_missing * len(items):  # too little to fit: measured and rejected before the fit
+        kinds = sorted({status for status in statuses if status != "ok"})
+        quality = measure_segment(frames, masks, boxes, statuses, reference=reference)
+        reason = (f"{prefix}: rejected, {len(missing)} of {len(items)} frames without a single clear person "
+                  f"({', '.join(kinds)}), over video.max_missing_fraction={max_missing}")
+        return _SegmentOutcome(None, _segment_row(ref, segment, indices, "rejected", reason, quality), reason)
     height, width = frames.shape[1:3]
     started = time.perf_counter()
-    keypoints = _video_keypoints(ref, video, frames, boxes, indices, decode_scale, groundtruth)
+    keypoints = _video_keypoints(ref, video, frames, boxes, indices, decode_scale, groundtruth,
+                                 [item[5] for item in items])
     try:
         fit = fit_smpl_monocular(body, keypoints, (width, height), video.fit)
     except ValueError as error:
-        return None, f"segment {segment} (frames {indices[0]}-{indices[-1]}): SMPL fit impossible ({error})", float("nan")
+        quality = measure_segment(frames, masks, boxes, statuses, keypoints=keypoints, reference=reference)
+        reason = f"{prefix}: rejected, SMPL fit impossible ({error})"
+        return _SegmentOutcome(None, _segment_row(ref, segment, indices, "rejected", reason, quality), reason)
     timings["fit_s"] += time.perf_counter() - started
     crop = square_crop(boxes, (width, height), video.crop_size, video.crop_margin)
     camera = crop.apply_camera(fit.camera)
     smpl = _smpl_dicts(fit.params, body)
+    crop_masks = np.stack([crop.apply_image(mask, nearest=True) for mask in masks])
+    normals = _normal_maps(body, smpl, [camera] * len(items), video.crop_size)
+    quality = measure_segment(frames, masks, boxes, statuses, keypoints=keypoints, reprojection_px=fit.reprojection_error_px, reference=reference)
+    silhouette = measure_segment(frames, crop_masks, boxes, statuses, silhouettes=normals.any(axis=-1))
+    quality = replace(quality, silhouette_iou=silhouette.silhouette_iou)  # mask and render on the same crop grid
+    failures = check_segment(quality, video.gates, video.max_missing_fraction) if video.gates.enforce else []
+    truth = _groundtruth_scores(groundtruth, indices, masks, fit.joints, video) if groundtruth is not None else None
+    if truth is not None:
+        timings.setdefault("truth", []).append(truth)
+    error_px = fit.reprojection_error_px[np.isfinite(fit.reprojection_error_px)]
+    mean_px = float(error_px.mean()) if len(error_px) else float("nan")
+    if failures:
+        reason = _rejection(prefix, failures)
+        row = _segment_row(ref, segment, indices, "rejected", reason, quality)
+        if truth is not None:
+            row.update({"true_mask_iou": round(truth["mask_iou"], 4), "true_pa_mpjpe_mm": round(truth["pa_mpjpe_m"] * 1000, 1)})
+        return _SegmentOutcome(None, row, reason, mean_px)
     sample = VideoSample(
         frames=np.stack([crop.apply_image(frame) for frame in frames]),
-        masks=np.stack([crop.apply_image(mask, nearest=True) for mask in masks]),
+        masks=crop_masks,
         cameras=[camera.to_dict() for _ in items], smpl=smpl,
         video={"kind": "monocular", "num_cameras": 1, "num_frames": len(items), "fps": float(video.fps),
                "segment": segment, "source_frames": indices.tolist()},
         meta={"dataset": ref.dataset, "subject_id": ref.subject_id, "source": [str(ref.path)],
               "extra": {"frame_status": statuses, "reprojection_error_px": np.nan_to_num(fit.reprojection_error_px).tolist(),
                         "interpolated": fit.interpolated.astype(bool).tolist(),
+                        "keypoint_source": _keypoint_source_label(video),
+                        "segment_status": "ok", "quality": _finite(quality.as_dict()),
                         "crop": {"x0": crop.x0, "y0": crop.y0, "side": crop.side, "decode_scale": decode_scale}}},
         keypoints=crop.apply_points(keypoints),
     )
     if video.store_normals:
-        sample.normals = _normal_maps(body, smpl, [camera] * len(items), video.crop_size)
-    if groundtruth is not None:
-        truth = _groundtruth_scores(groundtruth, indices, masks, fit.joints, video)
+        sample.normals = normals
+    row = _segment_row(ref, segment, indices, "ok", "", quality)
+    if truth is not None:
         sample.meta["extra"]["groundtruth"] = truth
-        timings.setdefault("truth", []).append(truth)
-    error_px = fit.reprojection_error_px[np.isfinite(fit.reprojection_error_px)]
-    return sample, "", float(error_px.mean()) if len(error_px) else float("nan")
+        row.update({"true_mask_iou": round(truth["mask_iou"], 4), "true_pa_mpjpe_mm": round(truth["pa_mpjpe_m"] * 1000, 1)})
+    return _SegmentOutcome(sample, row, "", mean_px)
+
+
+def _finite(values: dict[str, float]) -> dict[str, float]:
+    """The finite entries of ``values`` (meta.json holds no NaN)."""
+    return {key: value for key, value in values.items() if np.isfinite(value)}
+
+
+def _keypoint_source_label(video: VideoConfig) -> str:
+    """What the segment's keypoints came from, as recorded in its meta."""
+    if video.keypoints.source == "groundtruth":
+        return "groundtruth (synthetic, noised)"
+    return "ultralytics pose" if video.keypoints.detector_weights else "mediapipe pose"
 
 
 def _groundtruth_scores(groundtruth: dict[str, Any], indices: np.ndarray, masks: np.ndarray, joints: np.ndarray,
@@ -390,30 +503,53 @@ def _groundtruth_scores(groundtruth: dict[str, Any], indices: np.ndarray, masks:
             "pa_mpjpe_m": procrustes_aligned_mpjpe(joints, np.asarray(groundtruth["joints24"], dtype=np.float64)[lookup])}
 
 
+def _video_masker(ref: VideoRef, video: VideoConfig, *, frames_fps: float) -> VideoMasker:
+    """The video's masker; when it runs the built-in background model, that model starts from the
+    background of the whole video (:func:`gas_core.segment.background.video_background`, one extra
+    decoding pass), so masks do not collapse at the start of a segment or lose still legs."""
+    masker = VideoMasker(video.masks)
+    if not masker.uses_background_model:
+        return masker
+    from gas_core.segment.background import video_background
+
+    try:
+        prior = video_background(iter_ref_frames(ref, fps=video.fps, max_side=video.max_side, frames_fps=frames_fps),
+                                 video.masks.background)
+    except ValueError as error:
+        raise ScanReadError(f"{ref.path}: no frame to estimate the background from ({error})") from error
+    return VideoMasker(video.masks, background_prior=prior)
+
+
 def _preprocess_monocular(ref: VideoRef, config: PreprocessConfig, staging_dir: Path) -> VideoReport:
     video = config.video
     info = video_info(ref, frames_fps=video.frames_fps)
     decode_scale = min(1.0, video.max_side / max(info.width, info.height))
     groundtruth = read_video_groundtruth(ref)
     body = _body_model(config.body_model_path)
-    masker = VideoMasker(video.masks)
+    masker = _video_masker(ref, video, frames_fps=video.frames_fps)
     state = _MonocularState()
     timings: dict[str, Any] = {"decode_s": 0.0, "mask_s": 0.0, "fit_s": 0.0, "write_s": 0.0}
     dropped: list[str] = []
     errors: list[float] = []
     counts = {"frames": 0, "segments": 0, "missing": 0}
 
+    rows: list[dict[str, Any]] = []
+    reference: list[np.ndarray | None] = [None]
+
     def flush(items: list, segment: int, folder: Path) -> None:
         counts["missing"] += sum(item[4] != "ok" for item in items)
-        sample, reason, error_px = _monocular_segment(ref, segment, items, config, body, decode_scale, groundtruth, timings)
-        if sample is None:
-            dropped.append(reason)
+        if reference[0] is None:
+            reference[0] = _reference_histogram(items)
+        outcome = _monocular_segment(ref, segment, items, config, body, decode_scale, groundtruth, timings, reference[0])
+        rows.append(outcome.row)
+        if outcome.sample is None:
+            dropped.append(outcome.reason)
             return
         started = time.perf_counter()
-        _stage_sample(folder, sample)
+        _stage_sample(folder, outcome.sample)
         timings["write_s"] += time.perf_counter() - started
         counts["segments"] += 1
-        errors.append(error_px)
+        errors.append(outcome.error_px)
 
     key = make_key(ref.dataset, ref.subject_id)
     frames = iter_ref_frames(ref, fps=video.fps, max_side=video.max_side, frames_fps=video.frames_fps)
@@ -451,13 +587,13 @@ def _preprocess_monocular(ref: VideoRef, config: PreprocessConfig, staging_dir: 
         if counts["segments"] == 0:
             raise ScanReadError(f"{ref.path}: no usable segment: " + "; ".join(dropped))
     if dropped:
-        logger.warning("%s/%s: %d segment(s) dropped: %s", ref.dataset, ref.subject_id, len(dropped), "; ".join(dropped))
+        logger.warning("%s/%s: %d segment(s) rejected: %s", ref.dataset, ref.subject_id, len(dropped), "; ".join(dropped))
     truth = timings.pop("truth", [])
     scores = {"mask_iou": float(np.mean([item["mask_iou"] for item in truth])) if truth else float("nan"),
               "pa_mpjpe_mm": float(np.mean([item["pa_mpjpe_m"] for item in truth])) * 1000 if truth else float("nan")}
     return VideoReport(dataset=ref.dataset, subject_id=ref.subject_id, status="ok", **scores,
-                       error="; ".join(f"dropped {reason}" for reason in dropped), frames=counts["frames"],
-                       segments=counts["segments"], dropped=len(dropped),
+                       error="; ".join(dropped), frames=counts["frames"],
+                       segments=counts["segments"], dropped=len(dropped), segment_rows=tuple(rows),
                        missing_fraction=counts["missing"] / max(1, counts["frames"]),
                        keypoint_error_px=float(np.nanmean(errors)) if errors and np.isfinite(errors).any() else float("nan"),
                        **timings)
@@ -510,6 +646,26 @@ def _dataset_smpl(item: dict[str, Any], body: BodyModel, pelvis_cache: dict[byte
             "scale": float(np.asarray(item.get("scale", 1.0)).reshape(-1)[0]), "body_model": body.label}
 
 
+def _multiview_quality(masks: np.ndarray, normals: np.ndarray, cameras: int, frames: int) -> SegmentQuality:
+    """The gates that apply to a multi-view segment (dataset masks and bodies; no keypoints, no tracking):
+    missing fraction (empty masks), silhouette IoU against the dataset body, and the largest mask-area
+    jump over each camera's frames. ``masks`` (C*T, S, S) uint8 and ``normals`` (C*T, S, S, 3), camera-major."""
+    binary = masks > 127
+    silhouettes = normals.any(axis=-1)
+    filled = binary.reshape(len(binary), -1).any(axis=1)
+    ious = [float(np.logical_and(m, s).sum() / max(np.logical_or(m, s).sum(), 1))
+            for m, s, f in zip(binary, silhouettes, filled) if f]
+    jumps = []
+    areas = binary.reshape(cameras, frames, -1).sum(axis=2).astype(np.float64)
+    for row in areas:
+        for a, b in zip(row[:-1], row[1:]):
+            if a > 0 and b > 0:
+                jumps.append(abs(b - a) / max(a, b))
+    return SegmentQuality(missing_fraction=float(1.0 - filled.mean()),
+                          silhouette_iou=float(np.mean(ious)) if ious else float("nan"),
+                          area_jump=float(max(jumps)) if jumps else float("nan"))
+
+
 def _preprocess_multiview(ref: Any, config: PreprocessConfig, staging_dir: Path) -> VideoReport:
     from pipelines.datasets.mvhumannet import iter_mvhumannet_chunks, read_mvhumannet_video
 
@@ -523,6 +679,7 @@ def _preprocess_multiview(ref: Any, config: PreprocessConfig, staging_dir: Path)
     timings = {"decode_s": time.perf_counter() - started, "mask_s": 0.0, "fit_s": 0.0, "write_s": 0.0}
     counts = {"frames": 0, "segments": 0}
     dropped: list[str] = []
+    rows: list[dict[str, Any]] = []
     pelvis_cache: dict[bytes, np.ndarray] = {}
     length = video_config.multiview_segment_frames
     if len(video.ticks) < min(length, video_config.min_segment_frames):
@@ -565,10 +722,22 @@ def _preprocess_multiview(ref: Any, config: PreprocessConfig, staging_dir: Path)
                        "source_frames": [int(tick) for tick in chunk.ticks], "camera_names": list(chosen)},
                 meta={"dataset": ref.dataset, "subject_id": ref.video_id, "source": [str(ref.path)],
                       "extra": {"dataset_body_model": sorted({str(item.get("body_model", "")) for item in chunk.smpl})}})
-            if video_config.store_normals:
-                sample.normals = _normal_maps(body, smpl, [Camera.from_dict(camera) for camera in cameras],
-                                              video_config.crop_size)
+            normals = _normal_maps(body, smpl, [Camera.from_dict(camera) for camera in cameras], video_config.crop_size)
+            quality = _multiview_quality(np.stack(masks), normals, len(chosen), frames_in_chunk)
+            failures = check_segment(quality, video_config.gates, video_config.max_missing_fraction) \
+                if video_config.gates.enforce else []
+            indices = np.asarray(chunk.ticks)
             timings["fit_s"] += time.perf_counter() - started
+            if failures:
+                reason = _rejection(f"segment {segment} (ticks {indices[0]}-{indices[-1]})", failures)
+                dropped.append(reason)
+                rows.append(_segment_row(ref, segment, indices, "rejected", reason, quality))
+                segment += 1
+                continue
+            rows.append(_segment_row(ref, segment, indices, "ok", "", quality))
+            sample.meta["extra"].update({"segment_status": "ok", "quality": _finite(quality.as_dict())})
+            if video_config.store_normals:
+                sample.normals = normals
             started = time.perf_counter()
             _stage_sample(folder, sample)
             timings["write_s"] += time.perf_counter() - started
@@ -577,7 +746,7 @@ def _preprocess_multiview(ref: Any, config: PreprocessConfig, staging_dir: Path)
         if counts["segments"] == 0:
             raise ScanReadError(f"{ref.path}: no usable segment: " + "; ".join(dropped))
     return VideoReport(dataset=ref.dataset, subject_id=ref.video_id, status="ok", error="; ".join(dropped),
-                       frames=counts["frames"], segments=counts["segments"], dropped=len(dropped),
+                       frames=counts["frames"], segments=counts["segments"], dropped=len(dropped), segment_rows=tuple(rows),
                        missing_fraction=0.0, **timings)
 
 

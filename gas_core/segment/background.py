@@ -27,7 +27,7 @@ import numpy as np
 from gas_core.segment.detect import Detections, check_rgb_frame
 
 __all__ = ["BackgroundConfig", "ForegroundFrame", "BackgroundSubtractor", "ForegroundComponents", "background_distance",
-           "foreground_map"]
+           "foreground_map", "median_background", "video_background"]
 
 
 @dataclass(frozen=True)
@@ -139,9 +139,19 @@ class BackgroundSubtractor:
     sampled frames (index multiple of ``sample_stride``) in a window of ``window_frames`` centred on the
     block, shifted to stay inside the video. The result depends only on the frames, never on how they
     were split into calls, so chunked and one-shot processing agree.
+
+    ``prior`` (H, W, 3) float32 RGB, the background of the whole video (:func:`median_background`), when
+    given, replaces the windowed median, rescaled per colour channel by the robust ratio of the window's
+    median to it (a global change of lighting): a subject that stays in place during a window (the start
+    of a segment, planted legs) then does not melt into the background.
     """
 
-    def __init__(self, config: BackgroundConfig = BackgroundConfig()) -> None:
+    def __init__(self, config: BackgroundConfig = BackgroundConfig(), prior: np.ndarray | None = None) -> None:
+        if prior is not None:
+            prior = np.asarray(prior, dtype=np.float32)
+            if prior.ndim != 3 or prior.shape[2] != 3:
+                raise ValueError(f"prior must be an (H, W, 3) background, got shape {prior.shape}")
+        self.prior = prior
         self.config = config
         self._pending: deque[tuple[int, np.ndarray]] = deque()  # frames not released yet
         self._samples: dict[int, np.ndarray] = {}
@@ -163,8 +173,15 @@ class BackgroundSubtractor:
     def _background(self, lo: int, hi: int) -> np.ndarray:
         indices = [index for index in sorted(self._samples) if lo <= index < hi]
         if not indices:  # fewer frames than one stride: use what is pending
-            return np.median(np.stack([frame for _, frame in self._pending]), axis=0).astype(np.float32)
-        return np.median(np.stack([self._samples[index] for index in indices]), axis=0).astype(np.float32)
+            window = np.median(np.stack([frame for _, frame in self._pending]), axis=0).astype(np.float32)
+        else:
+            window = np.median(np.stack([self._samples[index] for index in indices]), axis=0).astype(np.float32)
+        if self.prior is None:
+            return window
+        if self.prior.shape != window.shape:
+            raise ValueError(f"prior has shape {self.prior.shape} but the frames are {window.shape}")
+        gain = np.median((window + 1.0) / (self.prior + 1.0), axis=(0, 1))
+        return np.clip(self.prior * gain, 0.0, 255.0).astype(np.float32)
 
     def _release(self, total: int | None) -> list[ForegroundFrame]:
         released: list[ForegroundFrame] = []
@@ -281,3 +298,62 @@ class ForegroundComponents:
         if chosen:
             result = np.isin(self.labels, chosen)
         return result
+
+
+def _even_samples(frames, max_samples: int) -> list[np.ndarray]:
+    """Up to ``max_samples`` frames spread evenly over ``frames`` (any iterable; one pass)."""
+    if max_samples < 1:
+        raise ValueError(f"max_samples must be >= 1, got {max_samples}")
+    kept: list[np.ndarray] = []
+    stride = 1
+    for index, frame in enumerate(frames):
+        if index % stride:
+            continue
+        kept.append(check_rgb_frame(frame))
+        if len(kept) >= 2 * max_samples:
+            kept = kept[::2]
+            stride *= 2
+    if not kept:
+        raise ValueError("frames must hold at least one frame")
+    if len(kept) > max_samples:
+        kept = kept[:: int(np.ceil(len(kept) / max_samples))]
+    return kept
+
+
+def video_background(frames, config: BackgroundConfig = BackgroundConfig(), max_samples: int = 32) -> np.ndarray:
+    """Background (H, W, 3) float32 RGB of a whole static-camera video, for a person who may never leave
+    their spot (dancing in place, legs planted).
+
+    The median of up to ``max_samples`` frames spread over ``frames`` (:func:`median_background`) still
+    holds whatever the person covers in most frames. The union of every sample's foreground against
+    that median outlines where the person went; its holes are filled (the still core the median kept is
+    enclosed by moving edges), it is grown by a few pixels and the median is inpainted there from the
+    surrounding background (OpenCV Telea), so no part of the person relies on motion to be seen.
+    """
+    samples = _even_samples(frames, max_samples)
+    median = np.median(np.stack(samples), axis=0).astype(np.float32)
+    union = np.zeros(median.shape[:2], np.uint8)
+    for frame in samples:
+        union |= foreground_map(frame, median, config).astype(np.uint8)
+    if not union.any():
+        return median
+    zone = cv2.morphologyEx(union, cv2.MORPH_CLOSE, _disk(4))
+    height, width = zone.shape
+    outside = np.pad(zone, 1).copy()
+    cv2.floodFill(outside, np.zeros((height + 4, width + 4), np.uint8), (0, 0), 1)
+    zone = zone | (1 - outside[1:-1, 1:-1])  # enclosed holes belong to the person's zone
+    zone = cv2.dilate(zone, _disk(3))
+    if zone.mean() > 0.9:  # nothing left to inpaint from
+        return median
+    filled = cv2.inpaint(np.clip(median, 0, 255).astype(np.uint8), zone, 5, cv2.INPAINT_TELEA)
+    return filled.astype(np.float32)
+
+
+def median_background(frames, max_samples: int = 32) -> np.ndarray:
+    """Per-pixel median (H, W, 3) float32 of up to ``max_samples`` frames (H, W, 3) uint8 spread evenly over
+    ``frames`` (a sequence, or an iterable whose length is unknown: then every frame is kept until
+    there are ``2 * max_samples``, and every other one is dropped). A subject that moves at all during the
+    video is absent from most samples of a pixel, so it stays out of this background even when it stands
+    still for a long stretch (legs planted while the arms move)."""
+    kept = _even_samples(frames, max_samples)
+    return np.median(np.stack(kept), axis=0).astype(np.float32)

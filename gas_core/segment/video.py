@@ -19,16 +19,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Protocol, Sequence
 
+import logging
+
 import numpy as np
 
 from gas_core.segment.background import BackgroundConfig, BackgroundSubtractor, ForegroundComponents, ForegroundFrame
 from gas_core.segment.detect import Detections, GroundingDINODetector, PersonDetector, UltralyticsPersonDetector
+from gas_core.segment.mediapipe_pose import MediaPipePose, MediaPipePoseConfig, mediapipe_available
 from gas_core.segment.refine import GrabCutConfig, grabcut_refine, mask_box
 from gas_core.segment.sam import SAM_MODEL_TYPES, SamMasker
 from gas_core.segment.smoothing import SmoothedMask, TemporalMaskSmoother
 from gas_core.segment.tracking import SubjectTracker, TrackingConfig, TrackStep
 
-__all__ = ["MaskingConfig", "VideoMasks", "VideoMasker", "BoxMasker", "mask_video"]
+__all__ = ["ESTIMATORS", "MaskingConfig", "VideoMasks", "VideoMasker", "BoxMasker", "mask_video"]
+
+logger = logging.getLogger(__name__)
+
+#: Built-in estimators used when no weights are configured: MediaPipe Pose (masks and keypoints, the
+#: default) or the static-camera background model (masks only; also the fallback without mediapipe).
+ESTIMATORS = ("mediapipe", "background")
 
 
 class BoxMasker(Protocol):
@@ -42,8 +51,13 @@ class MaskingConfig:
     """Video masking: which models (local weight files) and the thresholds and windows.
 
     Attributes:
+        estimator: what runs where no weights are configured (:data:`ESTIMATORS`): ``"mediapipe"``
+            (default; MediaPipe Pose gives the person boxes, masks and COCO-17 keypoints, following the
+            subject by cropping) or ``"background"`` (the built-in static-camera background model). Without
+            the ``mediapipe`` package ``"mediapipe"`` falls back to ``"background"`` with a warning.
+        mediapipe: :class:`~gas_core.segment.mediapipe_pose.MediaPipePoseConfig`.
         detector_weights: ultralytics YOLO detection weights (``.pt``) for person boxes; ``None`` takes
-            candidates from the background model (static camera only).
+            them from the estimator.
         grounding_dino_config, grounding_dino_weights: Grounding DINO's config file and checkpoint; when
             both are set they replace ``detector_weights`` (needs the ``groundingdino`` package).
         sam_checkpoint: Segment Anything checkpoint for box-prompted masks; ``None`` uses the background
@@ -60,6 +74,8 @@ class MaskingConfig:
         tracking: subject selection and following.
     """
 
+    estimator: str = "mediapipe"
+    mediapipe: MediaPipePoseConfig = MediaPipePoseConfig()
     detector_weights: str | None = None
     grounding_dino_config: str | None = None
     grounding_dino_weights: str | None = None
@@ -77,6 +93,8 @@ class MaskingConfig:
     def __post_init__(self) -> None:
         if (self.grounding_dino_config is None) != (self.grounding_dino_weights is None):
             raise ValueError("grounding_dino_config and grounding_dino_weights must be set together")
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
         if self.sam_model_type not in SAM_MODEL_TYPES:
             raise ValueError(f"sam_model_type must be one of {SAM_MODEL_TYPES}, got {self.sam_model_type!r}")
         if self.smoothing_window < 1 or self.smoothing_window % 2 == 0:
@@ -86,7 +104,8 @@ class MaskingConfig:
 
     @classmethod
     def tiny(cls) -> "MaskingConfig":
-        """Built-in background model only (no weights), short windows: tests and laptops."""
+        """No weights (MediaPipe, or the built-in background model with ``estimator="background"``), short
+        windows: tests and laptops."""
         return cls(smoothing_window=3,
                    background=BackgroundConfig(window_frames=21, sample_stride=2, refresh_interval=4))
 
@@ -109,6 +128,8 @@ class VideoMasks:
         boxes: (T, 4) float32 xyxy pixels of the subject; NaN unless ``"ok"``.
         statuses: T strings from :data:`~gas_core.segment.tracking.FRAME_STATUSES`.
         scores: (T,) float32 detector score of the subject; NaN unless ``"ok"``.
+        keypoints: (T, 17, 3) float32 COCO-17 ``u, v`` pixels + confidence of the subject from the same
+            estimator (MediaPipe), zero unless ``"ok"``; None when the masker gives no keypoints.
     """
 
     frame_indices: np.ndarray
@@ -116,6 +137,7 @@ class VideoMasks:
     boxes: np.ndarray
     statuses: tuple[str, ...]
     scores: np.ndarray
+    keypoints: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.frame_indices.shape[0])
@@ -132,6 +154,8 @@ class VideoMasks:
             boxes=np.concatenate([part.boxes for part in parts]),
             statuses=tuple(status for part in parts for status in part.statuses),
             scores=np.concatenate([part.scores for part in parts]),
+            keypoints=(np.concatenate([part.keypoints for part in parts])
+                       if all(part.keypoints is not None for part in parts) else None),
         )
 
 
@@ -144,10 +168,13 @@ class VideoMasker:
             config names.
         box_masker: a ready :class:`BoxMasker` (for example a :class:`~gas_core.segment.sam.SamMasker`),
             used instead of the one the config names.
+        background_prior: (H, W, 3) float32 background of the whole video
+            (:func:`~gas_core.segment.background.median_background`) for the background model, when it runs
+            (see :class:`~gas_core.segment.background.BackgroundSubtractor`).
     """
 
     def __init__(self, config: MaskingConfig = MaskingConfig(), detector: PersonDetector | None = None,
-                 box_masker: BoxMasker | None = None) -> None:
+                 box_masker: BoxMasker | None = None, background_prior: np.ndarray | None = None) -> None:
         self.config = config
         if detector is None:
             if config.grounding_dino_config is not None:
@@ -158,11 +185,21 @@ class VideoMasker:
                                                      config.detector_image_size, config.device)
         if box_masker is None and config.sam_checkpoint is not None:
             box_masker = SamMasker.from_checkpoint(config.sam_checkpoint, config.sam_model_type, config.device)
+        if config.estimator == "mediapipe" and (detector is None or box_masker is None):
+            if mediapipe_available():
+                estimator = MediaPipePose(config.mediapipe)
+                detector = estimator if detector is None else detector
+                box_masker = estimator if box_masker is None else box_masker
+            else:
+                logger.warning("mediapipe is not installed: masks come from the built-in background model "
+                               "(static camera only) and no keypoints are estimated")
         self.detector = detector
         self.box_masker = box_masker
-        self.background = BackgroundSubtractor(config.background) if detector is None or box_masker is None else None
+        self.background = (BackgroundSubtractor(config.background, background_prior)
+                           if detector is None or box_masker is None else None)
         self.tracker = SubjectTracker(config.tracking)
         self.smoother = TemporalMaskSmoother(config.smoothing_window)
+        self.pose = box_masker if isinstance(box_masker, MediaPipePose) else None
         self._next_index = 0
         self._frame_shape: tuple[int, int] | None = None
         self._previous_mask: np.ndarray | None = None  # last refined mask, None after a frame without subject
@@ -189,10 +226,13 @@ class VideoMasker:
             if self.config.refine.enabled:
                 mask = self._refine(item, mask, step.box)
         self._previous_mask = mask if found and self.box_masker is None else None
+        keypoints = None
+        if self.pose is not None:
+            keypoints = self.pose.keypoints(item.frame, step.box) if found else np.zeros((17, 3), np.float32)
         anchor = None
         if found and self.config.smoothing_aligns_motion:
             anchor = np.array([(step.box[0] + step.box[2]) / 2, (step.box[1] + step.box[3]) / 2])
-        return self.smoother.push(mask, valid=found, payload=(item.index, step), anchor=anchor)
+        return self.smoother.push(mask, valid=found, payload=(item.index, step, keypoints), anchor=anchor)
 
     def _refine(self, item: ForegroundFrame, mask: np.ndarray, box: np.ndarray) -> np.ndarray:
         """GrabCut completion of the component mask (H, W) bool of the subject in ``box`` (4,) xyxy pixels."""
@@ -213,6 +253,8 @@ class VideoMasker:
             boxes=np.stack([step.box for step in steps]).astype(np.float32) if steps else np.zeros((0, 4), np.float32),
             statuses=tuple(step.status for step in steps),
             scores=np.array([step.score for step in steps], dtype=np.float32),
+            keypoints=(None if self.pose is None else np.stack([item.payload[2] for item in released]).astype(np.float32)
+                       if released else np.zeros((0, 17, 3), np.float32)),
         )
 
     def process(self, frames: np.ndarray) -> VideoMasks:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,7 +17,8 @@ from gas_core.presets import PaperDefaults
 from gas_core.segment.video import MaskingConfig
 from pipelines.bake_nerf import NeRFRenderConfig
 from pipelines.config import ModelConfig, load_config
-from pipelines.preprocess import VideoConfig
+from pipelines.preprocess import VideoConfig, VideoKeypointConfig
+from pipelines.video_quality import SegmentGates
 
 
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -185,6 +186,11 @@ class OutputConfig:
         _positive(self.strip_frames, "output.strip_frames")
 
 
+#: The driver's video settings: keypoints from detector weights or a synthetic video's ground truth; the
+#: segment quality gates are measured but not enforced (the user's own driving video is used whole).
+_DRIVER = VideoConfig(keypoints=VideoKeypointConfig(source="groundtruth"), gates=SegmentGates(enforce=False))
+
+
 @dataclass(frozen=True)
 class GenerateConfig(PaperDefaults):
     """Everything ``gas generate`` needs; presets :meth:`paper` (512 px, 20 views, 25 steps) and :meth:`tiny`.
@@ -196,7 +202,9 @@ class GenerateConfig(PaperDefaults):
     ``nerf.bf16`` autocast). ``prefer_ema``: from a training checkpoint, load its EMA weights when present.
     ``body_model_path``: folder with ``SMPL_NEUTRAL.pkl`` (None: ``$GAS_BODY_MODEL_PATH`` or the open model).
     ``driver``: how a driving video given as the pose sequence is preprocessed (masks, monocular SMPL fit;
-    :class:`pipelines.preprocess.VideoConfig`). ``model``: :class:`ModelConfig` (``model.base_svd_dir`` for
+    :class:`pipelines.preprocess.VideoConfig`; its keypoints come from ``driver.keypoints.detector_weights``
+    or a synthetic video's ground truth, ``driver.keypoints.source=groundtruth``; its segment quality gates
+    are not enforced, ``driver.gates.enforce=false``). ``model``: :class:`ModelConfig` (``model.base_svd_dir`` for
     a checkpoint in the official release's layout).
 
     Preset ``paper()`` (the defaults): the paper's inference: 512x512, 20-view orbits, 25 steps, guidance 1
@@ -216,7 +224,7 @@ class GenerateConfig(PaperDefaults):
     reference: ReferenceConfig = ReferenceConfig()
     output: OutputConfig = OutputConfig()
     estimators: EstimatorConfig = EstimatorConfig()
-    driver: VideoConfig = VideoConfig()
+    driver: VideoConfig = _DRIVER
     prefer_ema: bool = True
     body_model_path: str | None = None
 
@@ -239,7 +247,8 @@ class GenerateConfig(PaperDefaults):
                    sampling=SamplingConfig(steps=3, window=8, overlap=2),
                    nerf=NeRFSettings(bf16=False, chunk_rays=8192, frames_per_batch=4),
                    output=OutputConfig(fps=7.0, strip_frames=12),
-                   estimators=EstimatorConfig(monocular=MonocularFitConfig.tiny()), driver=VideoConfig.tiny())
+                   estimators=EstimatorConfig(monocular=MonocularFitConfig.tiny()), driver=replace(VideoConfig.tiny(), keypoints=_DRIVER.keypoints,
+                                                                                  gates=_DRIVER.gates))
 
 
 def load_generate_config(path: Path | str | None = None, *, preset: Literal["tiny", "paper"] = "paper",

@@ -8,13 +8,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from flows.preprocess import preprocess
 from pipelines.preprocess import PreprocessConfig
 from shards.cli import main as shards_cli
 from shards.manifest import load_manifest
 from shards.reader import iter_shard_samples
-from shards.schema import decode
+from shards.schema import decode, decode_video
 from tests.pipelines.datasets.damage import cut_file, keep_obj_faces, scale_obj, set_obj_face_index, torso_only
 
 
@@ -138,3 +139,41 @@ def test_units_and_framing_are_flow_parameters():
         "dataset": "thuman", "raw_root": "/data/THuman2.1", "out_dir": "/data/shards",
         "config": {"units": "mm", "framing": {"mode": "fit", "margin": 0.1}}})
     assert parameters["config"].units == "mm" and parameters["config"].framing.mode == "fit"
+
+
+@pytest.mark.slow
+def test_video_flow_runs_mediapipe_gates_each_segment_and_inspect_shows_the_values(tmp_path, synthetic_tiktok_root, capsys):
+    """The real estimator path (MediaPipe masks and keypoints) end to end: a good dance and a video whose
+    subject leaves for good; the rejected segment is in the segment table with its reason, not in the shards."""
+    import cv2
+
+    from gas_core.segment.background import video_background
+    from gas_core.videoio import write_mp4
+    from pipelines.preprocess import load_preprocess_config
+
+    raw = tmp_path / "raw"
+    shutil.copytree(synthetic_tiktok_root / "00001", raw / "00001")
+    frames = [cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+              for path in sorted((synthetic_tiktok_root / "00001" / "images").glob("*.png"))]
+    empty = np.clip(video_background(frames), 0, 255).astype(np.uint8)
+    write_mp4(frames[:10] + [empty] * 10, raw / "leaves.mp4", fps=30.0)
+    config = load_preprocess_config(preset="tiny", overrides=["video.segment_frames=10", "video.min_segment_frames=6",
+                                                              "video.crop_size=64"])
+    assert config.video.masks.estimator == "mediapipe" and config.video.keypoints.source == "estimator"
+    out = tmp_path / "shards"
+    state = preprocess(dataset="tiktok", raw_root=str(raw), out_dir=str(out), config=config, return_state=True)
+    summary = state.result(raise_on_failure=False)
+    assert state.is_completed(), state.message
+    segments = {(row["video"], row["segment"]): row for row in _latest_table_artifact("preprocess-tiktok-segments")}
+    assert segments[("leaves", 1)]["status"] == "rejected" and "no_person" in segments[("leaves", 1)]["reason"]
+    assert [(row["video"], row["segment"]) for row in summary["rejected"]] == [("leaves", 1)]
+    assert segments[("00001", 0)]["status"] == "ok" and segments[("00001", 0)]["silhouette_iou"] > 0.25
+    keys = sorted(decode_video(raw_sample).key for entry in load_manifest(out).shards
+                  for raw_sample in iter_shard_samples(out / entry.file))
+    assert keys == ["tiktok__00001__seg000", "tiktok__00001__seg001", "tiktok__leaves__seg000"]
+    sample = decode_video(next(iter_shard_samples(out / load_manifest(out).shards[0].file)))
+    assert sample.meta["extra"]["segment_status"] == "ok" and sample.meta["extra"]["keypoint_source"] == "mediapipe pose"
+    capsys.readouterr()
+    assert shards_cli(["inspect", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "identity_distance" in printed and "silhouette_iou" in printed and "lower_body_seen" in printed

@@ -251,3 +251,13 @@ def test_units_and_framing_settings_load_and_are_checked():
         load_preprocess_config(overrides=["units=inch"])
     with pytest.raises(ValueError, match="mode must be one of"):
         load_preprocess_config(overrides=["framing.mode=zoom"])
+
+
+def test_scan_keypoints_can_come_from_mediapipe_on_the_renders(tmp_path, synthetic_thuman_root):
+    pytest.importorskip("mediapipe")
+    config = load_preprocess_config(preset="tiny", overrides=[*_SMALL, "keypoints.source=estimator"])
+    plan = plan_subjects("thuman", synthetic_thuman_root, tmp_path / "shards", limit=1)
+    report = preprocess_subject(plan.todo[0], config, plan.staging_dir)
+    assert report.status == "ok" and report.joint_error_cm < 10.0, report  # the renders' detected keypoints
+    with pytest.raises(ValueError, match="keypoints.source"):
+        load_preprocess_config(preset="tiny", overrides=["keypoints.source=yolo"])

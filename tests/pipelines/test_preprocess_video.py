@@ -1,7 +1,7 @@
 """Video preprocessing without Prefect: monocular segments, multi-view segments, bad input, re-runs.
 
-Inputs are synthetic videos in the real layouts (``pipelines.synth_video``); masks come from the
-built-in background model and keypoints from the noised ground truth (no weights here).
+Inputs are synthetic videos in the real layouts (``pipelines.synth_video``); masks and keypoints come
+from the default estimator (MediaPipe Pose, offline; no other weights here).
 """
 
 from __future__ import annotations
@@ -150,3 +150,31 @@ def test_multiview_capture_keeps_the_dataset_cameras_and_smpl(tmp_path, syntheti
         body_centre = np.argwhere(body[index]).mean(axis=0)
         person_centre = np.argwhere(person[index]).mean(axis=0)
         assert np.linalg.norm(body_centre - person_centre) < 5.0  # pixels of 64
+
+
+def _frames_of(root: Path, video: str) -> list[np.ndarray]:
+    return [cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB) for path in sorted((root / video / "images").glob("*.png"))]
+
+
+def test_bad_input_gets_a_status_and_reason_per_segment(tmp_path, synthetic_tiktok_root):
+    from gas_core.segment.background import video_background
+
+    root = tmp_path / "raw"
+    frames = _frames_of(synthetic_tiktok_root, "00001")
+    empty = np.clip(video_background(frames), 0, 255).astype(np.uint8)
+    write_mp4(frames[:10] + [empty] * 10, root / "leaves.mp4", fps=30.0)  # the subject is gone from frame 10 on
+    # cut above the knees: at 96 px MediaPipe finds no person in most such frames, else legs go unseen
+    waist_up = [cv2.resize(frame[:74, 11:85], (96, 96), interpolation=cv2.INTER_LINEAR) for frame in frames]
+    write_mp4(waist_up, root / "waist.mp4", fps=30.0)
+    leaves = preprocess_video(VideoRef(dataset="tiktok", subject_id="leaves", path=root / "leaves.mp4", kind="file"),
+                              tiny_config(), tmp_path / "staging")
+    statuses = [(row["status"], row["reason"]) for row in leaves.segment_rows]
+    assert leaves.status == "ok" and leaves.segments == 1 and statuses[0] == ("ok", "")
+    assert statuses[1][0] == "rejected" and "without a single clear person (no_person)" in statuses[1][1]
+    assert leaves.dropped == 1 and "segment 1 (frames 10-19)" in leaves.error
+    with pytest.raises(ScanReadError, match="waist.mp4: no usable segment: .*(partial body: legs not seen|without a single clear person)"):
+        preprocess_video(VideoRef(dataset="tiktok", subject_id="waist", path=root / "waist.mp4", kind="file"),
+                         tiny_config(), tmp_path / "staging")
+    assert sorted(path.name for path in (tmp_path / "staging").iterdir()) == ["tiktok__leaves"]
+    staged = sorted((tmp_path / "staging" / "tiktok__leaves").iterdir())
+    assert [path.name for path in staged] == ["tiktok__leaves__seg000"]  # rejected segments are never staged

@@ -45,7 +45,7 @@ def _masks(frames: np.ndarray, config: MaskingConfig, sizes) -> VideoMasks:
 
 def test_grabcut_completes_a_subject_dancing_in_place():
     frames, truth = in_place_scene()
-    config = replace(MaskingConfig.tiny(), smoothing_window=1)
+    config = replace(replace(MaskingConfig.tiny(), estimator="background"), smoothing_window=1)
     plain = _masks(frames, replace(config, refine=GrabCutConfig(iterations=0)), [32])
     refined = _masks(frames, config, [32])
     assert refined.statuses == ("ok",) * 32
@@ -56,9 +56,9 @@ def test_grabcut_completes_a_subject_dancing_in_place():
 
 def test_in_place_masks_do_not_depend_on_chunking():
     frames, _ = in_place_scene(num_frames=20)
-    whole = _masks(frames, MaskingConfig.tiny(), [20])
+    whole = _masks(frames, replace(MaskingConfig.tiny(), estimator="background"), [20])
     for sizes in ([3, 9], [1] * 19):
-        chunked = _masks(frames, MaskingConfig.tiny(), sizes)
+        chunked = _masks(frames, replace(MaskingConfig.tiny(), estimator="background"), sizes)
         np.testing.assert_array_equal(chunked.masks, whole.masks)
         assert chunked.statuses == whole.statuses
 
@@ -102,7 +102,7 @@ def test_grabcut_config_rejects_bad_values(field, value):
 
 def test_downscaled_refinement_keeps_the_frame_size():
     frames, truth = in_place_scene(num_frames=12)
-    config = replace(MaskingConfig.tiny(), smoothing_window=1, refine=GrabCutConfig(max_side=48))
+    config = replace(replace(MaskingConfig.tiny(), estimator="background"), smoothing_window=1, refine=GrabCutConfig(max_side=48))
     result = _masks(frames, config, [12])
     assert result.masks.shape == truth.shape
     assert np.mean([mask_iou(result.masks[t] > 0, truth[t]) for t in range(12)]) > 0.75

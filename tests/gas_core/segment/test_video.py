@@ -12,7 +12,7 @@ from .conftest import mask_iou
 RED, BLUE = (240, 20, 20), (20, 20, 240)
 
 
-def _run_chunks(frames: np.ndarray, sizes, config=MaskingConfig.tiny(), **kwargs) -> VideoMasks:
+def _run_chunks(frames: np.ndarray, sizes, config=replace(MaskingConfig.tiny(), estimator="background"), **kwargs) -> VideoMasks:
     bounds = np.cumsum([0, *sizes])
     chunks = [frames[a:b] for a, b in zip(bounds[:-1], bounds[1:])] + ([frames[bounds[-1]:]] if bounds[-1] < len(frames) else [])
     return VideoMasks.concatenate(list(mask_video(chunks, config, **kwargs)))
@@ -33,7 +33,7 @@ def test_builtin_masker_follows_the_subject(blob_scene):
 @pytest.mark.parametrize("aligned", [False, True])
 def test_chunks_give_the_same_masks_as_one_chunk(blob_scene, aligned):
     frames, _ = blob_scene(37, [(20, 2.5, RED, 0), (115, -1.5, BLUE, 10)])
-    config = replace(MaskingConfig.tiny(), smoothing_aligns_motion=aligned)
+    config = replace(MaskingConfig.tiny(), estimator="background", smoothing_aligns_motion=aligned)
     whole = _run_chunks(frames, [37], config)
     for sizes in ([1, 7, 13], [5] * 7, [0, 36]):
         chunked = _run_chunks(frames, sizes, config)
@@ -88,7 +88,7 @@ def test_tiny_yolo_and_tiny_sam_run_end_to_end(blob_scene, tiny_yolo_weights, ti
 
 def test_tiny_sam_refines_builtin_candidates(blob_scene, tiny_sam):
     frames, _ = blob_scene(8, [(30, 3.0, RED, 0)], height=64, width=96)
-    masker = VideoMasker(MaskingConfig.tiny(), box_masker=SamMasker(tiny_sam))
+    masker = VideoMasker(replace(MaskingConfig.tiny(), estimator="background"), box_masker=SamMasker(tiny_sam))
     assert masker.uses_background_model
     result = VideoMasks.concatenate([masker.process(frames), masker.finish()])
     assert result.statuses == ("ok",) * 8 and result.masks.shape == (8, 64, 96)
@@ -104,7 +104,7 @@ def test_config_presets_and_validation(tmp_path):
     with pytest.raises(ValueError, match="grounding_dino"):
         MaskingConfig(grounding_dino_config=str(tmp_path / "cfg.py"))
     with pytest.raises(ValueError, match="frames"):
-        VideoMasker(MaskingConfig.tiny()).process(np.zeros((2, 8, 8), np.uint8))
+        VideoMasker(replace(MaskingConfig.tiny(), estimator="background")).process(np.zeros((2, 8, 8), np.uint8))
 
 
 def test_config_loads_with_overrides():

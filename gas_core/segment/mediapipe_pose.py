@@ -1,0 +1,340 @@
+"""MediaPipe Pose: person mask and COCO-17 keypoints from the pretrained models inside the wheel.
+
+The ``mediapipe`` wheel carries its pose detector, landmark model and segmentation head, so this
+estimator runs offline with nothing to download. Per frame it returns the subject's mask (float in
+[0, 1]), 17 COCO keypoints ``(u, v, confidence)`` in frame pixels (mapped from MediaPipe's 33 landmarks)
+and the subject's box.
+
+MediaPipe follows one person, the most prominent one. To follow a chosen subject,
+:class:`MediaPipePose` crops each frame to the subject's previous box (grown by
+:attr:`MediaPipePoseConfig.crop_margin`, made square) and runs the tracking model there; when the
+subject is lost it looks at the whole frame again. A second, single-image model then looks for
+another person in the frame with the subject painted out (every ``probe_stride`` frames), so that a
+second person shows up as a second candidate and the tracker
+(:class:`~gas_core.segment.tracking.SubjectTracker`) can call the frame ambiguous rather than swap
+subjects silently.
+
+The class fits the segment package's interfaces: ``detect(frame) -> Detections`` (a
+:class:`~gas_core.segment.detect.PersonDetector`), ``mask(frame, box) -> (H, W) bool`` (a box masker
+for :class:`~gas_core.segment.video.VideoMasker`; the mask of the frame just detected is reused, not
+recomputed) and :meth:`MediaPipePose.keypoints` for the monocular fit. :class:`MediaPipeKeypoints`
+is the :class:`~gas_core.body.fit.keypoints.KeypointSource` form for still images (the renders of a scan).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from gas_core.segment.detect import Detections, check_rgb_frame
+
+__all__ = ["MEDIAPIPE_TO_COCO17", "MediaPipePoseConfig", "PoseEstimate", "MediaPipePose", "MediaPipeKeypoints",
+           "mediapipe_available"]
+
+logger = logging.getLogger(__name__)
+
+#: MediaPipe landmark index of each COCO-17 keypoint (nose, eyes, ears, shoulders, elbows, wrists, hips,
+#: knees, ankles; left = the person's left in both).
+MEDIAPIPE_TO_COCO17 = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
+
+INSTALL_HINT = ("the MediaPipe estimator needs the 'mediapipe' package (pip install --no-deps mediapipe==0.10.21 "
+                "with protobuf>=6.31,<7); or set the masking estimator to 'background' and give keypoint weights")
+
+
+def mediapipe_available() -> bool:
+    """Whether ``mediapipe.solutions.pose`` imports here."""
+    try:
+        _solutions_pose()
+    except ImportError:
+        return False
+    return True
+
+
+def _solutions_pose():
+    try:
+        from mediapipe.python.solutions import pose
+    except Exception as error:  # a protobuf mismatch raises AttributeError/TypeError at import
+        raise ImportError(f"{INSTALL_HINT} ({type(error).__name__}: {error})") from error
+    return pose
+
+
+@dataclass(frozen=True)
+class MediaPipePoseConfig:
+    """Settings of :class:`MediaPipePose`.
+
+    Attributes:
+        model_complexity: 0 (lite), 1 (full) or 2 (heavy; its model is not in the wheel, so 2 fails offline).
+        min_detection_confidence: person detector threshold, in [0, 1].
+        min_tracking_confidence: below this the tracking model re-detects, in [0, 1].
+        mask_threshold: segmentation probability from which a pixel is the person, in (0, 1).
+        min_visibility: a landmark with a lower visibility gets confidence 0, in [0, 1].
+        min_person_score: a found person whose shoulders' visibility averages below this is taken as no
+            person, in [0, 1].
+        crop_margin: relative margin per side around the previous box when following the subject (>= 0).
+        probe_stride: look for a second person every this many frames (0: never).
+        probe_dilation: fraction of the subject's box height by which its box is grown before it is
+            painted out for the second-person look (>= 0).
+    """
+
+    model_complexity: int = 1
+    min_detection_confidence: float = 0.5
+    min_tracking_confidence: float = 0.5
+    mask_threshold: float = 0.5
+    min_visibility: float = 0.3
+    min_person_score: float = 0.5
+    crop_margin: float = 0.25
+    probe_stride: int = 1
+    probe_dilation: float = 0.04
+
+    def __post_init__(self) -> None:
+        if self.model_complexity not in (0, 1, 2):
+            raise ValueError(f"model_complexity must be 0, 1 or 2, got {self.model_complexity}")
+        for name in ("min_detection_confidence", "min_tracking_confidence", "min_visibility", "min_person_score"):
+            if not 0.0 <= float(getattr(self, name)) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0.0 < self.mask_threshold < 1.0:
+            raise ValueError(f"mask_threshold must be in (0, 1), got {self.mask_threshold}")
+        if self.crop_margin < 0 or self.probe_dilation < 0:
+            raise ValueError(f"crop_margin and probe_dilation must be >= 0, got {self.crop_margin}, {self.probe_dilation}")
+        if self.probe_stride < 0:
+            raise ValueError(f"probe_stride must be >= 0, got {self.probe_stride}")
+
+
+@dataclass(frozen=True)
+class PoseEstimate:
+    """One person in one frame: ``mask`` (H, W) float32 probability in [0, 1], ``keypoints`` (17, 3)
+    float32 ``u, v`` frame pixels + confidence in [0, 1], ``box`` (4,) float32 xyxy pixels (NaN when
+    nothing was found) and ``score`` (mean visibility of the shoulders, 0 when nothing was found)."""
+
+    mask: np.ndarray
+    keypoints: np.ndarray
+    box: np.ndarray
+    score: float
+
+    @property
+    def found(self) -> bool:
+        return bool(np.isfinite(self.box).all())
+
+    @classmethod
+    def nothing(cls, height: int, width: int) -> "PoseEstimate":
+        return cls(np.zeros((height, width), np.float32), np.zeros((17, 3), np.float32),
+                   np.full(4, np.nan, np.float32), 0.0)
+
+
+def _square_window(box: np.ndarray, margin: float) -> tuple[int, int, int]:
+    """Integer (x0, y0, side) of the square around ``box`` (4,) xyxy grown by ``margin`` per side."""
+    x0, y0, x1, y1 = (float(value) for value in box)
+    side = max(x1 - x0, y1 - y0, 8.0) * (1.0 + 2.0 * margin)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return int(round(cx - side / 2)), int(round(cy - side / 2)), int(round(side))
+
+
+def _cut(frame: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
+    """The ``side`` x ``side`` window of ``frame`` at (x0, y0); parts outside the frame are black."""
+    height, width = frame.shape[:2]
+    out = np.zeros((side, side, 3), np.uint8)
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + side, width), min(y0 + side, height)
+    if sx1 > sx0 and sy1 > sy0:
+        out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = frame[sy0:sy1, sx0:sx1]
+    return out
+
+
+class MediaPipePose:
+    """MediaPipe Pose following one subject through a video (see the module docstring).
+
+    Args:
+        config: :class:`MediaPipePoseConfig`.
+        static_image_mode: True treats every call as a new image (no tracking between calls): still
+            images, the renders of a scan.
+
+    Raises:
+        ImportError: ``mediapipe`` is missing or cannot load (the message says how to install it).
+    """
+
+    def __init__(self, config: MediaPipePoseConfig = MediaPipePoseConfig(), *, static_image_mode: bool = False) -> None:
+        pose = _solutions_pose()
+        self.config = config
+        self.static_image_mode = bool(static_image_mode)
+        self._pose = pose.Pose(static_image_mode=self.static_image_mode, model_complexity=config.model_complexity,
+                               enable_segmentation=True, smooth_landmarks=False, smooth_segmentation=False,
+                               min_detection_confidence=config.min_detection_confidence,
+                               min_tracking_confidence=config.min_tracking_confidence)
+        self._probe = None
+        if config.probe_stride and not self.static_image_mode:
+            self._probe = pose.Pose(static_image_mode=True, model_complexity=config.model_complexity,
+                                    enable_segmentation=True, min_detection_confidence=config.min_detection_confidence)
+        self._window: tuple[int, int, int] | None = None  # crop followed by the tracking model
+        self._frames_seen = 0
+        self._last: tuple[int, PoseEstimate, np.ndarray] | None = None  # (frame id, estimate, frame) of detect()
+
+    # ------------------------------------------------------------------ core
+    def _run(self, model, image: np.ndarray, x0: int, y0: int, scale: float, frame_shape: tuple[int, int]) -> PoseEstimate:
+        """Run ``model`` on ``image`` (a window of the frame at (x0, y0), resized by ``scale``); result in frame pixels."""
+        height, width = frame_shape
+        result = model.process(np.ascontiguousarray(image))
+        if result.pose_landmarks is None:
+            return PoseEstimate.nothing(height, width)
+        c = self.config
+        side_h, side_w = image.shape[:2]
+        marks = result.pose_landmarks.landmark
+        points = np.zeros((17, 3), np.float32)
+        for k, index in enumerate(MEDIAPIPE_TO_COCO17):
+            mark = marks[index]
+            u, v = x0 + mark.x * side_w / scale, y0 + mark.y * side_h / scale
+            visibility = float(np.clip(mark.visibility, 0.0, 1.0))
+            inside = 0 <= u < width and 0 <= v < height
+            points[k] = (u, v, visibility if inside and visibility >= c.min_visibility else 0.0)
+        shoulders = [float(np.clip(marks[index].visibility, 0, 1)) for index in (11, 12)]
+        score = float(np.mean(shoulders))  # shoulders only: a waist-up person is still a person
+        if score < c.min_person_score or result.segmentation_mask is None:
+            return PoseEstimate.nothing(height, width)
+        window = np.asarray(result.segmentation_mask, np.float32)
+        if scale != 1.0:
+            window = cv2.resize(window, (int(round(side_w / scale)), int(round(side_h / scale))),
+                                interpolation=cv2.INTER_LINEAR)
+        mask = np.zeros((height, width), np.float32)
+        wh, ww = window.shape
+        sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + ww, width), min(y0 + wh, height)
+        if sx1 > sx0 and sy1 > sy0:
+            mask[sy0:sy1, sx0:sx1] = window[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
+        binary = mask >= c.mask_threshold
+        if not binary.any():
+            return PoseEstimate.nothing(height, width)
+        binary = _largest_components(binary, points)
+        mask = np.where(binary, mask, 0.0).astype(np.float32)
+        rows, cols = np.flatnonzero(binary.any(axis=1)), np.flatnonzero(binary.any(axis=0))
+        box = np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], np.float32)
+        return PoseEstimate(mask, points, box, score)
+
+    def estimate(self, frame: np.ndarray, box: np.ndarray | None = None) -> PoseEstimate:
+        """The person in ``frame`` (H, W, 3) uint8 RGB, inside ``box`` (4,) xyxy pixels grown by the crop
+        margin when given (else the followed subject's window, or the whole frame)."""
+        frame = check_rgb_frame(frame)
+        height, width = frame.shape[:2]
+        if box is not None and np.isfinite(np.asarray(box, np.float64)).all():
+            window = _square_window(np.asarray(box, np.float64), self.config.crop_margin)
+        elif self._window is not None and not self.static_image_mode:
+            window = self._window
+        else:
+            window = None
+        if window is None:
+            estimate = self._run(self._pose, frame, 0, 0, 1.0, (height, width))
+        else:
+            x0, y0, side = window
+            image = _cut(frame, x0, y0, side)
+            scale = 1.0
+            if side > 512:  # the models see 256 px; keep the window small
+                scale = 512.0 / side
+                image = cv2.resize(image, (512, 512), interpolation=cv2.INTER_AREA)
+            estimate = self._run(self._pose, image, x0, y0, scale, (height, width))
+            if not estimate.found and box is None:  # lost in the window: look at the whole frame
+                estimate = self._run(self._pose, frame, 0, 0, 1.0, (height, width))
+        if not self.static_image_mode:
+            self._window = _square_window(estimate.box, self.config.crop_margin) if estimate.found else None
+        return estimate
+
+    def _other_person(self, frame: np.ndarray, subject: PoseEstimate) -> PoseEstimate | None:
+        """Another person in ``frame`` once the subject's box (grown) is painted in the frame's median
+        colour (a plain rectangle, not a person-shaped blob the model could take for someone), or None."""
+        if self._probe is None or not subject.found:
+            return None
+        height, width = frame.shape[:2]
+        x0, y0, x1, y1 = (float(value) for value in subject.box)
+        grow = self.config.probe_dilation * (y1 - y0)
+        c0, r0 = max(int(np.floor(x0 - grow)), 0), max(int(np.floor(y0 - grow)), 0)
+        c1, r1 = min(int(np.ceil(x1 + grow)), width), min(int(np.ceil(y1 + grow)), height)
+        painted = frame.copy()
+        painted[r0:r1, c0:c1] = np.median(frame.reshape(-1, 3), axis=0).astype(np.uint8)
+        other = self._run(self._probe, painted, 0, 0, 1.0, frame.shape[:2])
+        if not other.found:
+            return None
+        from gas_core.segment.tracking import box_iou
+
+        return other if float(box_iou(subject.box, other.box[None])[0]) < 0.5 else None
+
+    # ------------------------------------------------------------------ interfaces
+    def detect(self, frame: np.ndarray) -> Detections:
+        """Candidate people in ``frame`` (H, W, 3) uint8 RGB: the followed subject first, then another
+        person if the second look finds one; boxes (K, 4) xyxy pixels, scores (K,) shoulder visibility."""
+        frame = check_rgb_frame(frame)
+        subject = self.estimate(frame)
+        boxes, scores = [], []
+        if subject.found:
+            boxes.append(subject.box)
+            scores.append(subject.score)
+            stride = self.config.probe_stride
+            if stride and self._frames_seen % stride == 0:
+                other = self._other_person(frame, subject)
+                if other is not None:
+                    boxes.append(other.box)
+                    scores.append(other.score)
+        self._frames_seen += 1
+        self._last = (id(frame), subject, frame)
+        return Detections(np.array(boxes, np.float32).reshape(-1, 4), np.array(scores, np.float32))
+
+    def last_estimate(self, frame: np.ndarray, box: np.ndarray) -> PoseEstimate:
+        """The estimate of the person in ``box`` of ``frame``: the one :meth:`detect` just made when it is
+        the same frame and box, else a new run in the box."""
+        if self._last is not None:
+            frame_id, estimate, seen = self._last
+            if (frame_id == id(frame) or seen is frame) and estimate.found and np.allclose(estimate.box, box):
+                return estimate
+        return self.estimate(frame, box)
+
+    def mask(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """(H, W) bool mask of the person in ``box`` (4,) xyxy pixels of ``frame`` (H, W, 3) uint8."""
+        estimate = self.last_estimate(check_rgb_frame(frame), np.asarray(box, np.float32))
+        return estimate.mask >= self.config.mask_threshold
+
+    def keypoints(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """(17, 3) float32 COCO keypoints (u, v frame pixels, confidence) of the person in ``box``."""
+        return self.last_estimate(check_rgb_frame(frame), np.asarray(box, np.float32)).keypoints
+
+    def reset(self) -> None:
+        """Forget the followed subject (the next frame is searched whole)."""
+        self._window = None
+        self._last = None
+
+    def close(self) -> None:
+        self._pose.close()
+        if self._probe is not None:
+            self._probe.close()
+
+
+def _largest_components(binary: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    """The connected parts of ``binary`` (H, W) bool that hold a confident keypoint, or the largest one."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=8)
+    if count <= 2:
+        return binary
+    keep = set()
+    height, width = binary.shape
+    for u, v, confidence in keypoints:
+        if confidence > 0:
+            label = labels[int(np.clip(v, 0, height - 1)), int(np.clip(u, 0, width - 1))]
+            if label:
+                keep.add(int(label))
+    if not keep:
+        keep = {int(np.argmax(stats[1:, cv2.CC_STAT_AREA])) + 1}
+    return np.isin(labels, sorted(keep))
+
+
+class MediaPipeKeypoints:
+    """COCO-17 keypoints of still images (for example the renders of a scan) with MediaPipe Pose, as a
+    :class:`~gas_core.body.fit.keypoints.KeypointSource`: ``detect(images, cameras) -> (N, 17, 3)``.
+    An image without a person gives 17 keypoints at (0, 0) with confidence 0."""
+
+    def __init__(self, config: MediaPipePoseConfig = MediaPipePoseConfig(probe_stride=0)) -> None:
+        self.estimator = MediaPipePose(config, static_image_mode=True)
+
+    def detect(self, images: Sequence[np.ndarray], cameras: Sequence[object] | None = None) -> np.ndarray:
+        """(N, 17, 3) float64 keypoints (u, v pixels, confidence in [0, 1]) for N RGB uint8 images."""
+        if cameras is not None and len(cameras) != len(images):
+            raise ValueError(f"images ({len(images)}) and cameras ({len(cameras)}) must have the same length")
+        output = np.zeros((len(images), 17, 3))
+        for index, image in enumerate(images):
+            output[index] = self.estimator.estimate(check_rgb_frame(np.asarray(image), f"images[{index}]")).keypoints
+        return output

@@ -1,0 +1,101 @@
+"""MediaPipe Pose as the offline estimator: masks and COCO-17 keypoints of synthetic people, the subject
+kept when a second person walks in, and the built-in fallback that does not collapse.
+
+The videos are the project's synthetic dancers (``pipelines.synth_video``), 24 frames of 160 px.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gas_core.segment.background import video_background
+from gas_core.segment.mediapipe_pose import MEDIAPIPE_TO_COCO17, MediaPipeKeypoints, MediaPipePose, MediaPipePoseConfig
+from gas_core.segment.video import MaskingConfig, VideoMasker, VideoMasks
+
+from .conftest import mask_iou
+
+pytest.importorskip("mediapipe")
+
+
+def _read(root: Path, video: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from pipelines.synth_video import read_video_groundtruth
+
+    folder = root / video
+    frames = np.stack([np.asarray(Image.open(path).convert("RGB")) for path in sorted((folder / "images").glob("*.png"))])
+    _, arrays = read_video_groundtruth(root, video)
+    return frames, np.asarray(arrays["masks"])[0] > 0, np.asarray(arrays["keypoints2d"])[0]
+
+
+@pytest.fixture(scope="module")
+def dancers(tmp_path_factory, open_body_model_dir):
+    """Two synthetic videos (a dance, a walk): frames (T, H, W, 3), true masks (T, H, W), true keypoints (T, 17, 3)."""
+    from pipelines.synth_video import synthesize_tiktok
+
+    root = tmp_path_factory.mktemp("dancers")
+    synthesize_tiktok(root, num_videos=2, num_frames=24, size=160, seed=11)
+    return _read(root, "00001"), _read(root, "00002")
+
+
+def _masks(frames: np.ndarray, config: MaskingConfig, **kwargs) -> VideoMasks:
+    masker = VideoMasker(config, **kwargs)
+    return VideoMasks.concatenate([masker.process(frames[i:i + 8]) for i in range(0, len(frames), 8)] + [masker.finish()])
+
+
+def test_coco_mapping_takes_the_named_landmarks():
+    from mediapipe.python.solutions.pose import PoseLandmark
+
+    names = [PoseLandmark(index).name.lower() for index in MEDIAPIPE_TO_COCO17]
+    assert names[0] == "nose" and names[5:7] == ["left_shoulder", "right_shoulder"] and names[-2:] == ["left_ankle", "right_ankle"]
+    with pytest.raises(ValueError, match="mask_threshold"):
+        MediaPipePoseConfig(mask_threshold=1.0)
+
+
+def test_masks_and_keypoints_of_a_dancer_match_the_truth(dancers):
+    (frames, truth, keypoints), _ = dancers
+    masks = _masks(frames, MaskingConfig.tiny())
+    assert set(masks.statuses) == {"ok"}
+    ious = [mask_iou(mask > 127, truth[i]) for i, mask in zip(masks.frame_indices, masks.masks)]
+    assert min(ious) > 0.85, ious
+    seen = (keypoints[..., 2] >= 2) & (masks.keypoints[..., 2] > 0.5)
+    error = np.linalg.norm(masks.keypoints[..., :2] - keypoints[..., :2], axis=-1)[seen]
+    assert seen.sum() > 0.7 * seen.size and np.median(error) < 6.0  # pixels of a 160 px frame
+
+
+def test_still_images_give_keypoints_and_an_empty_frame_gives_none(dancers):
+    (frames, _, keypoints), _ = dancers
+    points = MediaPipeKeypoints().detect([frames[0], np.full_like(frames[0], 90)])
+    assert points.shape == (2, 17, 3) and np.all(points[1, :, 2] == 0)
+    left_right = points[0, 5, 0] - points[0, 6, 0]  # left minus right shoulder, u
+    assert np.sign(left_right) == np.sign(keypoints[0, 5, 0] - keypoints[0, 6, 0])
+
+
+def test_an_intruder_walking_in_never_takes_the_subject_place(dancers):
+    (frames, truth, _), (other, other_truth, _) = dancers
+    width = frames.shape[2]
+    composed = frames.copy()
+    for t in range(8, len(frames)):  # the second person enters from the right at frame 8 and walks left
+        shift = int(width * 0.9) - (t - 8) * 6
+        mask = np.roll(other_truth[t], shift, axis=1)
+        mask[:, :min(max(shift, 0), width)] &= np.roll(np.ones(width, bool), shift)[None, :min(max(shift, 0), width)]
+        composed[t][mask] = np.roll(other[t], shift, axis=1)[mask]
+    masks = _masks(composed, MaskingConfig.tiny())
+    ok = [i for i, status in enumerate(masks.statuses) if status == "ok"]
+    assert len(ok) >= len(frames) // 2
+    ious = [mask_iou(masks.masks[i] > 127, truth[masks.frame_indices[i]]) for i in ok]
+    assert min(ious) > 0.5, ious  # frames kept are the subject; the others are flagged, never swapped
+
+
+def test_builtin_fallback_keeps_a_dancer_in_place_from_the_first_frame(dancers):
+    (frames, truth, _), _ = dancers
+    config = replace(MaskingConfig.tiny(), estimator="background")
+    plain = _masks(frames, config)
+    prior = _masks(frames, config, background_prior=video_background(iter(frames), config.background))
+    def worst_half(masks):
+        ious = np.array([mask_iou(mask > 127, truth[i]) for i, mask in zip(masks.frame_indices, masks.masks)])
+        return min(ious[: len(ious) // 2].mean(), ious[len(ious) // 2:].mean())
+    assert worst_half(prior) >= 0.6 and worst_half(prior) > worst_half(plain)
