@@ -59,7 +59,7 @@ from scipy.spatial.transform import Rotation, Slerp
 from gas_core.body.fit.fitter import CocoRegressor, _geman_mcclure
 from gas_core.body.fit.keypoints import NUM_COCO_KEYPOINTS, ProjectedKeypoints, UltralyticsPoseDetector, validate_keypoints2d
 from gas_core.body.joints import COCO17_NAMES, NUM_SMPL_JOINTS
-from gas_core.body.limits import body_pose_limit_violation
+from gas_core.body.limits import ANATOMICAL_LIMITS_DEGREES, body_pose_limit_violation
 from gas_core.body.smpl import MAX_BETAS, NUM_BODY_JOINTS, BodyModel, SMPLParams
 from gas_core.cameras import Camera
 from gas_core.presets import PaperDefaults
@@ -557,7 +557,7 @@ def _fit(body: BodyModel, keypoints2d: np.ndarray, camera: Camera, config: Monoc
         if config.depth_weight > 0:
             loss = loss + config.depth_weight * ((depth_of_root(joints).log() - log_depth_prior) ** 2).mean()
         if with_body:
-            loss = loss + config.pose_limit_weight * body_pose_limit_violation(body_pose).mean()
+            loss = loss + config.pose_limit_weight * body_pose_limit_violation(body_pose, ANATOMICAL_LIMITS_DEGREES).mean()
             loss = loss + config.pose_rest_weight * ((body_pose - pose_mean) ** 2).sum((1, 2)).mean()
             loss = loss + config.shape_weight * (betas**2).sum()
         if frames >= 3:
