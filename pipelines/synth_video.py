@@ -45,14 +45,15 @@ from gas_core.body.geometry import origin_transl_from_pelvis
 from gas_core.body.open_model import OPEN_BODY_MODEL_LABEL
 from gas_core.cameras import Camera, look_at
 from gas_core.fileio import atomic_directory, atomic_write_bytes
-from gas_core.synth.humans import sample_subject_spec
-from gas_core.synth.motion import MotionSpec, SubjectMotion, make_motion
+from gas_core.synth.humans import STRESS_BODY_RANGES, SubjectSpec, sample_stress_subject_spec, sample_subject_spec
+from gas_core.synth.motion import STRESS_MOTION_KINDS, MotionSpec, SubjectMotion, make_motion
 from pipelines.datasets.common import GROUNDTRUTH_DIRNAME, groundtruth_record
 from pipelines.datasets.mvhumannet import camera_name, write_mvhumannet_capture
 from pipelines.synth import check_at_least, subject_seed
 
 __all__ = [
     "SynthVideoTiming",
+    "StressOptions",
     "backdrop",
     "fit_camera",
     "ring_cameras",
@@ -185,8 +186,9 @@ def render_motion(motion: SubjectMotion, cameras: Sequence[Camera], background: 
 class _FrameRecorder:
     """Collects the ground truth seen while a motion is rendered: masks and 2D keypoints per camera and frame."""
 
-    def __init__(self, motion: SubjectMotion, cameras: dict[str, Camera]) -> None:
+    def __init__(self, motion: SubjectMotion, cameras: dict[str, Camera], extra: dict | None = None) -> None:
         first = next(iter(cameras.values()))
+        self.extra = dict(extra or {})
         frames = motion.motion.num_frames
         self.motion = motion
         self.cameras = cameras
@@ -222,6 +224,7 @@ class _FrameRecorder:
             "body_model": OPEN_BODY_MODEL_LABEL,
             "frame": "world: metres, y up; cameras OpenCV (world-to-camera R, t; K pixels)",
             "arrays": _ARRAY_DESCRIPTIONS,
+            **self.extra,
         }
         atomic_write_bytes(folder / "groundtruth.json", json.dumps(record, indent=1).encode())
         return folder
@@ -262,6 +265,42 @@ def _motion_for(index: int, seed: int, num_frames: int, fps: float, *, in_place:
                       walk_speed=0.2 if in_place else 0.5, heading_deg=heading)
 
 
+@dataclass(frozen=True)
+class StressOptions:
+    """A stress set: videos outside the own motions and bodies. Video ``i`` performs
+    ``motions[i % len(motions)]`` with a body of kind ``bodies[i % len(bodies)]`` (``"adult"``: the
+    ordinary adult draw of :func:`sample_subject_spec`).
+
+    Attributes:
+        motions: stress motion kinds (:data:`gas_core.synth.motion.STRESS_MOTION_KINDS`), or own ones.
+        bodies: keys of :data:`gas_core.synth.humans.STRESS_BODY_RANGES` or ``"adult"``.
+    """
+
+    motions: tuple[str, ...] = STRESS_MOTION_KINDS
+    bodies: tuple[str, ...] = ("heavy", "tall", "adult", "short", "child")
+
+    def __post_init__(self) -> None:
+        if not self.motions:
+            raise ValueError("motions must name at least one motion kind")
+        for kind in self.motions:
+            MotionSpec(kind)  # raises ValueError naming the kinds
+        if not self.bodies:
+            raise ValueError("bodies must name at least one body kind")
+        for body in self.bodies:
+            if body != "adult" and body not in STRESS_BODY_RANGES:
+                raise ValueError(f"bodies: {body!r} is not one of adult, {', '.join(STRESS_BODY_RANGES)}")
+
+    def video(self, index: int, seed: int, num_frames: int, fps: float) -> tuple[MotionSpec, SubjectSpec, str]:
+        """(motion, subject, body kind) of video ``index``."""
+        kind = self.motions[index % len(self.motions)]
+        body = self.bodies[index % len(self.bodies)]
+        spec_seed = subject_seed(seed, index)
+        subject = sample_subject_spec(spec_seed) if body == "adult" else sample_stress_subject_spec(spec_seed, body)
+        rng = np.random.default_rng([seed, index, 0x57E5])
+        heading = float(rng.choice([-90.0, 90.0])) if kind == "walk" else float(rng.uniform(-20.0, 20.0))
+        return MotionSpec(kind, num_frames=num_frames, fps=fps, seed=spec_seed, walk_speed=0.5, heading_deg=heading), subject, body
+
+
 def _png(image: np.ndarray) -> bytes:
     from PIL import Image
 
@@ -271,7 +310,7 @@ def _png(image: np.ndarray) -> bytes:
 
 
 def synthesize_tiktok(out_dir: Path, *, num_videos: int, num_frames: int, fps: float = 30.0, size: int = 512,
-                      seed: int = 0, as_mp4: bool = False) -> SynthVideoTiming:
+                      seed: int = 0, as_mp4: bool = False, stress: StressOptions | None = None) -> SynthVideoTiming:
     """Write ``num_videos`` monocular videos in the TikTok dataset's layout (see module docstring).
 
     Video ``i`` is subject ``sample_subject_spec(seed * 100003 + i)`` performing dance, walk, turn in turn
@@ -286,6 +325,8 @@ def synthesize_tiktok(out_dir: Path, *, num_videos: int, num_frames: int, fps: f
         size: square image side in pixels (>= 16).
         seed: run seed (>= 0).
         as_mp4: write ``<id>.mp4`` files instead of PNG frame folders (masks then only in the ground truth).
+        stress: make a stress set instead (:class:`StressOptions`: its motions and body kinds in turn);
+            the ground truth's ``groundtruth.json`` then also records ``stress`` (motion and body kind).
 
     Returns:
         :class:`SynthVideoTiming` of the videos made by this call.
@@ -304,10 +345,15 @@ def synthesize_tiktok(out_dir: Path, *, num_videos: int, num_frames: int, fps: f
             logger.debug("video %s exists in %s, skipped", video_id, out_dir)
             continue
         start = time.perf_counter()
-        spec = _motion_for(index, seed, num_frames, fps, in_place=False)
-        motion = make_motion(sample_subject_spec(subject_seed(seed, index)), spec, texture_size=_TEXTURE_SIZE)
+        if stress is None:
+            spec = _motion_for(index, seed, num_frames, fps, in_place=False)
+            subject, extra = sample_subject_spec(subject_seed(seed, index)), None
+        else:
+            spec, subject, body = stress.video(index, seed, num_frames, fps)
+            extra = {"stress": {"motion": spec.kind, "body": body}}
+        motion = make_motion(subject, spec, texture_size=_TEXTURE_SIZE)
         camera = fit_camera(motion.vertices[:, ::7].reshape(-1, 3), size)
-        recorder = _FrameRecorder(motion, {"camera": camera})
+        recorder = _FrameRecorder(motion, {"camera": camera}, extra=extra)
         frames = recorder.frames(backdrop(size, size, subject_seed(seed, index)))
         if as_mp4:
             from gas_core.videoio import write_mp4
@@ -388,7 +434,8 @@ def synthesize_mvhumannet(out_dir: Path, *, num_subjects: int, num_cameras: int,
 
 
 def synth_video_main(argv: Sequence[str] | None = None) -> int:
-    """``gas synth tiktok|mvhumannet --out DIR [-n N] [--frames T] [--cameras C] [--size S] [--fps F] [--seed S] [--mp4]``."""
+    """``gas synth tiktok|mvhumannet --out DIR [-n N] [--frames T] [--cameras C] [--size S] [--fps F] [--seed S] [--mp4]
+    [--stress [--motions KIND ...] [--bodies KIND ...]]``."""
     parser = argparse.ArgumentParser(prog="gas synth", description="synthetic video datasets in the real layouts")
     parser.add_argument("kind", choices=["tiktok", "mvhumannet"])
     parser.add_argument("--out", required=True)
@@ -399,10 +446,22 @@ def synth_video_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mp4", action="store_true", help="tiktok only: write .mp4 files instead of PNG folders")
+    parser.add_argument("--stress", action="store_true",
+                        help="tiktok only: a stress set (motions and bodies outside the own ones, taken in turn)")
+    parser.add_argument("--motions", nargs="+", default=list(StressOptions.motions), metavar="KIND",
+                        help=f"with --stress: motion kinds ({', '.join(STRESS_MOTION_KINDS)}, or walk/dance/turn)")
+    parser.add_argument("--bodies", nargs="+", default=list(StressOptions.bodies), metavar="KIND",
+                        help=f"with --stress: body kinds (adult, {', '.join(STRESS_BODY_RANGES)})")
     args = parser.parse_args(argv)
     if args.kind == "tiktok":
+        stress = None
+        if args.stress:
+            try:
+                stress = StressOptions(motions=tuple(args.motions), bodies=tuple(args.bodies))
+            except ValueError as error:
+                parser.error(str(error))
         timing = synthesize_tiktok(Path(args.out), num_videos=args.num, num_frames=args.frames, fps=args.fps,
-                                   size=args.size, seed=args.seed, as_mp4=args.mp4)
+                                   size=args.size, seed=args.seed, as_mp4=args.mp4, stress=stress)
     else:
         timing = synthesize_mvhumannet(Path(args.out), num_subjects=args.num, num_cameras=args.cameras,
                                        num_frames=args.frames, size=args.size, seed=args.seed, fps=args.fps)

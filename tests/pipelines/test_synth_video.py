@@ -119,3 +119,26 @@ def test_keypoint_flags_follow_the_image_and_the_depth():
     depth[:] = 2.0 - 0.05  # the point's own skin, just in front
     uv = keypoints_2d(points[:, :1], camera, depth)[0, 0]
     assert uv[2] == 2.0 and np.allclose(uv[:2], 16.0)
+
+
+def test_stress_set_from_the_cli_records_motion_body_and_exact_truth(tmp_path, open_body_model_dir, capsys):
+    """``gas synth tiktok --stress``: stress motions and bodies in turn, recorded in the ground truth, whose
+    masks are the rendered subject and whose keypoints are its projected joints."""
+    from gas_core.cameras import Camera
+
+    assert synth_video_main(["tiktok", "--out", str(tmp_path), "-n", "2", "--frames", "3", "--size", "48", "--stress",
+                             "--motions", "arms_overhead", "squat", "--bodies", "child", "heavy"]) == 0
+    assert "2 synthetic tiktok" in capsys.readouterr().out
+    heights = []
+    for video_id, motion, body in (("00001", "arms_overhead", "child"), ("00002", "squat", "heavy")):
+        record, arrays = read_video_groundtruth(tmp_path, video_id)
+        assert record["stress"] == {"motion": motion, "body": body} and record["motion"]["kind"] == motion
+        camera = Camera.from_dict(record["cameras"]["camera"])
+        uv = camera.project(arrays["coco17"])
+        np.testing.assert_allclose(arrays["keypoints2d"][0, ..., :2], uv, atol=1e-6)
+        mask = arrays["masks"][0, 0].astype(bool)
+        assert mask.any() and np.array_equal(mask, np.asarray(Image.open(tmp_path / video_id / "masks" / "0001.png")) > 127)
+        heights.append(np.ptp(arrays["joints24"][0, :, 1]))
+    assert heights[0] < heights[1]  # the child is smaller than the heavy adult
+    with pytest.raises(SystemExit):
+        synth_video_main(["tiktok", "--out", str(tmp_path), "--stress", "--motions", "cartwheel"])
