@@ -47,6 +47,7 @@ from gas_core.cameras import Camera, look_at
 from gas_core.fileio import atomic_directory, atomic_write_bytes
 from gas_core.synth.humans import STRESS_BODY_RANGES, SubjectSpec, sample_stress_subject_spec, sample_subject_spec
 from gas_core.synth.motion import STRESS_MOTION_KINDS, MotionSpec, SubjectMotion, make_motion
+from gas_core.synth.scene import cluttered_backdrop, lighting_gains, shake_zoom_warps, warp_frame, warp_points
 from pipelines.datasets.common import GROUNDTRUTH_DIRNAME, groundtruth_record
 from pipelines.datasets.mvhumannet import camera_name, write_mvhumannet_capture
 from pipelines.synth import check_at_least, subject_seed
@@ -54,6 +55,7 @@ from pipelines.synth import check_at_least, subject_seed
 __all__ = [
     "SynthVideoTiming",
     "StressOptions",
+    "STRESS_SCENES",
     "backdrop",
     "fit_camera",
     "ring_cameras",
@@ -186,9 +188,11 @@ def render_motion(motion: SubjectMotion, cameras: Sequence[Camera], background: 
 class _FrameRecorder:
     """Collects the ground truth seen while a motion is rendered: masks and 2D keypoints per camera and frame."""
 
-    def __init__(self, motion: SubjectMotion, cameras: dict[str, Camera], extra: dict | None = None) -> None:
+    def __init__(self, motion: SubjectMotion, cameras: dict[str, Camera], extra: dict | None = None,
+                 gains: np.ndarray | None = None, warps: np.ndarray | None = None) -> None:
         first = next(iter(cameras.values()))
         self.extra = dict(extra or {})
+        self.gains, self.warps = gains, warps  # (T, 3) RGB gains, (T, 2, 3) image warps (stress scenes)
         frames = motion.motion.num_frames
         self.motion = motion
         self.cameras = cameras
@@ -199,10 +203,23 @@ class _FrameRecorder:
         """Yield, per frame, camera name -> ``(rgb, mask)``, recording masks and keypoints on the way."""
         for f, views in enumerate(render_motion(self.motion, list(self.cameras.values()), background)):
             keypoints = self.motion.coco17[f:f + 1].astype(np.float64)
-            for c, ((_, mask, depth), camera) in enumerate(zip(views, self.cameras.values())):
+            shown = {}
+            for c, ((rgb, mask, depth), camera) in enumerate(zip(views, self.cameras.values())):
+                points = keypoints_2d(keypoints, camera, depth[None])[0]
+                if self.warps is not None:
+                    rgb = warp_frame(rgb, self.warps[f])
+                    mask = warp_frame(mask.astype(np.uint8), self.warps[f], nearest=True) > 0
+                    seen = points[:, 2] > 0
+                    points[seen, :2] = warp_points(points[seen, :2], self.warps[f])
+                    outside = ~((points[:, 0] >= 0) & (points[:, 0] < camera.width) & (points[:, 1] >= 0)
+                                & (points[:, 1] < camera.height))
+                    points[outside & seen] = 0.0
+                if self.gains is not None:
+                    rgb = np.clip(np.rint(rgb * self.gains[f]), 0, 255).astype(np.uint8)
                 self.masks[c, f] = mask
-                self.keypoints[c, f] = keypoints_2d(keypoints, camera, depth[None])[0]
-            yield {name: (rgb, mask) for name, (rgb, mask, _) in zip(self.cameras, views)}
+                self.keypoints[c, f] = points
+                shown[list(self.cameras)[c]] = (rgb, mask)
+            yield shown
 
     def write(self, root: Path, video_id: str) -> Path:
         """Write ``<root>/_groundtruth/<video_id>/`` (see module docstring)."""
@@ -213,6 +230,8 @@ class _FrameRecorder:
             buffer, times=motion.times, masks=self.masks.astype(np.uint8), keypoints2d=self.keypoints,
             coco17=motion.coco17, joints24=motion.joints24, betas=smpl.betas, body_pose=smpl.body_pose,
             global_orient=smpl.global_orient, transl=smpl.transl, scale=smpl.scale, rest_pelvis=smpl.rest_pelvis,
+            **({"light_gain": self.gains} if self.gains is not None else {}),
+            **({"image_warp": self.warps} if self.warps is not None else {}),
         )
         atomic_write_bytes(folder / "arrays.npz", buffer.getvalue())
         record = {
@@ -242,6 +261,9 @@ _ARRAY_DESCRIPTIONS = {
     "transl": "(T, 3) metres (SMPL convention)",
     "scale": "(T,)",
     "rest_pelvis": "(3,) rest pelvis joint for betas, metres",
+    "light_gain": "(T, 3) RGB gain of each shown frame (stress scene 'lighting' only)",
+    "image_warp": "(T, 2, 3) affine map from rendered to shown pixels; masks and keypoints2d are of the "
+                  "shown frames (stress scene 'shake_zoom' only)",
 }
 
 
@@ -265,19 +287,29 @@ def _motion_for(index: int, seed: int, num_frames: int, fps: float, *, in_place:
                       walk_speed=0.2 if in_place else 0.5, heading_deg=heading)
 
 
+#: Scene kinds of stress sets (see :class:`StressOptions`).
+STRESS_SCENES: tuple[str, ...] = ("plain", "cluttered", "lighting", "shake_zoom")
+
+
 @dataclass(frozen=True)
 class StressOptions:
     """A stress set: videos outside the own motions and bodies. Video ``i`` performs
     ``motions[i % len(motions)]`` with a body of kind ``bodies[i % len(bodies)]`` (``"adult"``: the
-    ordinary adult draw of :func:`sample_subject_spec`).
+    ordinary adult draw of :func:`sample_subject_spec`) in the scene ``scenes[i % len(scenes)]``.
 
     Attributes:
         motions: stress motion kinds (:data:`gas_core.synth.motion.STRESS_MOTION_KINDS`), or own ones.
         bodies: keys of :data:`gas_core.synth.humans.STRESS_BODY_RANGES` or ``"adult"``.
+        scenes: of :data:`STRESS_SCENES`: ``"plain"`` (the own backdrop), ``"cluttered"`` (a textured,
+            cluttered backdrop, :func:`gas_core.synth.scene.cluttered_backdrop`), ``"lighting"`` (the
+            own backdrop, light drifting and switched, :func:`gas_core.synth.scene.lighting_gains`),
+            ``"shake_zoom"`` (cluttered backdrop, hand-held shake and a 1.25x zoom,
+            :func:`gas_core.synth.scene.shake_zoom_warps`).
     """
 
     motions: tuple[str, ...] = STRESS_MOTION_KINDS
     bodies: tuple[str, ...] = ("heavy", "tall", "adult", "short", "child")
+    scenes: tuple[str, ...] = ("cluttered", "lighting", "shake_zoom", "plain")
 
     def __post_init__(self) -> None:
         if not self.motions:
@@ -289,6 +321,19 @@ class StressOptions:
         for body in self.bodies:
             if body != "adult" and body not in STRESS_BODY_RANGES:
                 raise ValueError(f"bodies: {body!r} is not one of adult, {', '.join(STRESS_BODY_RANGES)}")
+        if not self.scenes or any(scene not in STRESS_SCENES for scene in self.scenes):
+            raise ValueError(f"scenes must name one or more of {', '.join(STRESS_SCENES)}; got {self.scenes!r}")
+
+    def scene(self, index: int, seed: int, num_frames: int, size: int) -> tuple[np.ndarray, np.ndarray | None,
+                                                                                np.ndarray | None, str]:
+        """(backdrop (H, W, 3) uint8, RGB gains (T, 3) or None, image warps (T, 2, 3) or None, scene) of video ``index``."""
+        scene = self.scenes[index % len(self.scenes)]
+        scene_seed = subject_seed(seed, index)
+        cluttered = scene in ("cluttered", "shake_zoom")
+        background = cluttered_backdrop(size, size, scene_seed) if cluttered else backdrop(size, size, scene_seed)
+        gains = lighting_gains(num_frames, scene_seed) if scene == "lighting" else None
+        warps = shake_zoom_warps(num_frames, (size, size), scene_seed) if scene == "shake_zoom" else None
+        return background, gains, warps, scene
 
     def video(self, index: int, seed: int, num_frames: int, fps: float) -> tuple[MotionSpec, SubjectSpec, str]:
         """(motion, subject, body kind) of video ``index``."""
@@ -345,16 +390,19 @@ def synthesize_tiktok(out_dir: Path, *, num_videos: int, num_frames: int, fps: f
             logger.debug("video %s exists in %s, skipped", video_id, out_dir)
             continue
         start = time.perf_counter()
+        gains = warps = None
         if stress is None:
             spec = _motion_for(index, seed, num_frames, fps, in_place=False)
             subject, extra = sample_subject_spec(subject_seed(seed, index)), None
+            background = backdrop(size, size, subject_seed(seed, index))
         else:
             spec, subject, body = stress.video(index, seed, num_frames, fps)
-            extra = {"stress": {"motion": spec.kind, "body": body}}
+            background, gains, warps, scene = stress.scene(index, seed, num_frames, size)
+            extra = {"stress": {"motion": spec.kind, "body": body, "scene": scene}}
         motion = make_motion(subject, spec, texture_size=_TEXTURE_SIZE)
         camera = fit_camera(motion.vertices[:, ::7].reshape(-1, 3), size)
-        recorder = _FrameRecorder(motion, {"camera": camera}, extra=extra)
-        frames = recorder.frames(backdrop(size, size, subject_seed(seed, index)))
+        recorder = _FrameRecorder(motion, {"camera": camera}, extra=extra, gains=gains, warps=warps)
+        frames = recorder.frames(background)
         if as_mp4:
             from gas_core.videoio import write_mp4
 
@@ -435,7 +483,7 @@ def synthesize_mvhumannet(out_dir: Path, *, num_subjects: int, num_cameras: int,
 
 def synth_video_main(argv: Sequence[str] | None = None) -> int:
     """``gas synth tiktok|mvhumannet --out DIR [-n N] [--frames T] [--cameras C] [--size S] [--fps F] [--seed S] [--mp4]
-    [--stress [--motions KIND ...] [--bodies KIND ...]]``."""
+    [--stress [--motions KIND ...] [--bodies KIND ...] [--scenes KIND ...]]``."""
     parser = argparse.ArgumentParser(prog="gas synth", description="synthetic video datasets in the real layouts")
     parser.add_argument("kind", choices=["tiktok", "mvhumannet"])
     parser.add_argument("--out", required=True)
@@ -452,12 +500,14 @@ def synth_video_main(argv: Sequence[str] | None = None) -> int:
                         help=f"with --stress: motion kinds ({', '.join(STRESS_MOTION_KINDS)}, or walk/dance/turn)")
     parser.add_argument("--bodies", nargs="+", default=list(StressOptions.bodies), metavar="KIND",
                         help=f"with --stress: body kinds (adult, {', '.join(STRESS_BODY_RANGES)})")
+    parser.add_argument("--scenes", nargs="+", default=list(StressOptions.scenes), metavar="KIND",
+                        help=f"with --stress: scene kinds ({', '.join(STRESS_SCENES)})")
     args = parser.parse_args(argv)
     if args.kind == "tiktok":
         stress = None
         if args.stress:
             try:
-                stress = StressOptions(motions=tuple(args.motions), bodies=tuple(args.bodies))
+                stress = StressOptions(motions=tuple(args.motions), bodies=tuple(args.bodies), scenes=tuple(args.scenes))
             except ValueError as error:
                 parser.error(str(error))
         timing = synthesize_tiktok(Path(args.out), num_videos=args.num, num_frames=args.frames, fps=args.fps,

@@ -121,21 +121,32 @@ def test_keypoint_flags_follow_the_image_and_the_depth():
     assert uv[2] == 2.0 and np.allclose(uv[:2], 16.0)
 
 
-def test_stress_set_from_the_cli_records_motion_body_and_exact_truth(tmp_path, open_body_model_dir, capsys):
-    """``gas synth tiktok --stress``: stress motions and bodies in turn, recorded in the ground truth, whose
-    masks are the rendered subject and whose keypoints are its projected joints."""
+def test_stress_set_from_the_cli_records_motion_body_scene_and_exact_truth(tmp_path, open_body_model_dir, capsys):
+    """``gas synth tiktok --stress``: stress motions, bodies and scenes in turn, recorded in the ground
+    truth, whose masks are the shown subject and whose keypoints are its projected joints (through the
+    shake-and-zoom warp where there is one)."""
     from gas_core.cameras import Camera
+    from gas_core.synth.scene import warp_points
 
     assert synth_video_main(["tiktok", "--out", str(tmp_path), "-n", "2", "--frames", "3", "--size", "48", "--stress",
-                             "--motions", "arms_overhead", "squat", "--bodies", "child", "heavy"]) == 0
+                             "--motions", "arms_overhead", "squat", "--bodies", "child", "heavy",
+                             "--scenes", "shake_zoom", "lighting"]) == 0
     assert "2 synthetic tiktok" in capsys.readouterr().out
     heights = []
-    for video_id, motion, body in (("00001", "arms_overhead", "child"), ("00002", "squat", "heavy")):
+    for video_id, motion, body, scene in (("00001", "arms_overhead", "child", "shake_zoom"),
+                                          ("00002", "squat", "heavy", "lighting")):
         record, arrays = read_video_groundtruth(tmp_path, video_id)
-        assert record["stress"] == {"motion": motion, "body": body} and record["motion"]["kind"] == motion
+        assert record["stress"] == {"motion": motion, "body": body, "scene": scene}
+        assert record["motion"]["kind"] == motion
         camera = Camera.from_dict(record["cameras"]["camera"])
         uv = camera.project(arrays["coco17"])
-        np.testing.assert_allclose(arrays["keypoints2d"][0, ..., :2], uv, atol=1e-6)
+        if scene == "shake_zoom":
+            assert arrays["image_warp"].shape == (3, 2, 3) and "light_gain" not in arrays
+            uv = np.stack([warp_points(points, warp) for points, warp in zip(uv, arrays["image_warp"])])
+        else:
+            assert arrays["light_gain"].shape == (3, 3) and np.ptp(arrays["light_gain"]) > 0
+        seen = arrays["keypoints2d"][0, ..., 2] > 0
+        np.testing.assert_allclose(arrays["keypoints2d"][0][seen][:, :2], uv[seen], atol=1e-6)
         mask = arrays["masks"][0, 0].astype(bool)
         assert mask.any() and np.array_equal(mask, np.asarray(Image.open(tmp_path / video_id / "masks" / "0001.png")) > 127)
         heights.append(np.ptp(arrays["joints24"][0, :, 1]))
