@@ -56,6 +56,7 @@ __all__ = [
     "SynthVideoTiming",
     "StressOptions",
     "STRESS_SCENES",
+    "STRESS_PEOPLE",
     "backdrop",
     "fit_camera",
     "ring_cameras",
@@ -189,10 +190,14 @@ class _FrameRecorder:
     """Collects the ground truth seen while a motion is rendered: masks and 2D keypoints per camera and frame."""
 
     def __init__(self, motion: SubjectMotion, cameras: dict[str, Camera], extra: dict | None = None,
-                 gains: np.ndarray | None = None, warps: np.ndarray | None = None) -> None:
+                 gains: np.ndarray | None = None, warps: np.ndarray | None = None,
+                 other: SubjectMotion | None = None) -> None:
         first = next(iter(cameras.values()))
         self.extra = dict(extra or {})
         self.gains, self.warps = gains, warps  # (T, 3) RGB gains, (T, 2, 3) image warps (stress scenes)
+        self.other = other  # a second person (stress sets), composited by depth
+        self.other_masks = (np.zeros((len(cameras), motion.motion.num_frames, 1, first.height, first.width), dtype=bool)
+                            if other is not None else None)
         frames = motion.motion.num_frames
         self.motion = motion
         self.cameras = cameras
@@ -201,14 +206,27 @@ class _FrameRecorder:
 
     def frames(self, background: np.ndarray):
         """Yield, per frame, camera name -> ``(rgb, mask)``, recording masks and keypoints on the way."""
+        others = None
+        if self.other is not None:  # rendered first: one renderer at a time
+            others = list(render_motion(self.other, list(self.cameras.values()), background))
         for f, views in enumerate(render_motion(self.motion, list(self.cameras.values()), background)):
             keypoints = self.motion.coco17[f:f + 1].astype(np.float64)
             shown = {}
             for c, ((rgb, mask, depth), camera) in enumerate(zip(views, self.cameras.values())):
+                other_mask = None
+                if others is not None:
+                    other_rgb, other_mask, other_depth = others[f][c]
+                    in_front = other_mask & (~mask | (other_depth < depth))
+                    rgb = np.where(in_front[..., None], other_rgb, rgb)
+                    mask = mask & ~in_front
+                    other_mask = in_front
+                    depth = np.where(in_front, other_depth, depth)
                 points = keypoints_2d(keypoints, camera, depth[None])[0]
                 if self.warps is not None:
                     rgb = warp_frame(rgb, self.warps[f])
                     mask = warp_frame(mask.astype(np.uint8), self.warps[f], nearest=True) > 0
+                    if other_mask is not None:
+                        other_mask = warp_frame(other_mask.astype(np.uint8), self.warps[f], nearest=True) > 0
                     seen = points[:, 2] > 0
                     points[seen, :2] = warp_points(points[seen, :2], self.warps[f])
                     outside = ~((points[:, 0] >= 0) & (points[:, 0] < camera.width) & (points[:, 1] >= 0)
@@ -217,6 +235,8 @@ class _FrameRecorder:
                 if self.gains is not None:
                     rgb = np.clip(np.rint(rgb * self.gains[f]), 0, 255).astype(np.uint8)
                 self.masks[c, f] = mask
+                if other_mask is not None:
+                    self.other_masks[c, f, 0] = other_mask
                 self.keypoints[c, f] = points
                 shown[list(self.cameras)[c]] = (rgb, mask)
             yield shown
@@ -232,6 +252,7 @@ class _FrameRecorder:
             global_orient=smpl.global_orient, transl=smpl.transl, scale=smpl.scale, rest_pelvis=smpl.rest_pelvis,
             **({"light_gain": self.gains} if self.gains is not None else {}),
             **({"image_warp": self.warps} if self.warps is not None else {}),
+            **({"other_masks": self.other_masks.astype(np.uint8)} if self.other_masks is not None else {}),
         )
         atomic_write_bytes(folder / "arrays.npz", buffer.getvalue())
         record = {
@@ -264,6 +285,8 @@ _ARRAY_DESCRIPTIONS = {
     "light_gain": "(T, 3) RGB gain of each shown frame (stress scene 'lighting' only)",
     "image_warp": "(T, 2, 3) affine map from rendered to shown pixels; masks and keypoints2d are of the "
                   "shown frames (stress scene 'shake_zoom' only)",
+    "other_masks": "(C, T, P, H, W) uint8 0/1 visible pixels of the P other people (stress sets with people only); "
+                   "masks stay the subject's",
 }
 
 
@@ -287,6 +310,8 @@ def _motion_for(index: int, seed: int, num_frames: int, fps: float, *, in_place:
                       walk_speed=0.2 if in_place else 0.5, heading_deg=heading)
 
 
+#: Other people in stress videos (see :class:`StressOptions`).
+STRESS_PEOPLE: tuple[str, ...] = ("none", "enter", "cross", "occlude")
 #: Scene kinds of stress sets (see :class:`StressOptions`).
 STRESS_SCENES: tuple[str, ...] = ("plain", "cluttered", "lighting", "shake_zoom")
 
@@ -305,11 +330,17 @@ class StressOptions:
             own backdrop, light drifting and switched, :func:`gas_core.synth.scene.lighting_gains`),
             ``"shake_zoom"`` (cluttered backdrop, hand-held shake and a 1.25x zoom,
             :func:`gas_core.synth.scene.shake_zoom_warps`).
+        people: of :data:`STRESS_PEOPLE`, taken in turn like the others: ``"none"``; a second person
+            (another subject, walking) who ``"enter"``\ s from the left and ends beside the subject,
+            ``"cross"``\ es behind the subject, or crosses in front of it and ``"occlude"``\ s it. The
+            ground truth's ``masks`` stay the subject's visible pixels; ``other_masks`` hold the
+            other person's, and ``groundtruth.json`` names the subject (``stress.subject``: 0).
     """
 
     motions: tuple[str, ...] = STRESS_MOTION_KINDS
     bodies: tuple[str, ...] = ("heavy", "tall", "adult", "short", "child")
     scenes: tuple[str, ...] = ("cluttered", "lighting", "shake_zoom", "plain")
+    people: tuple[str, ...] = ("none", "enter", "cross", "occlude", "none")
 
     def __post_init__(self) -> None:
         if not self.motions:
@@ -321,6 +352,8 @@ class StressOptions:
         for body in self.bodies:
             if body != "adult" and body not in STRESS_BODY_RANGES:
                 raise ValueError(f"bodies: {body!r} is not one of adult, {', '.join(STRESS_BODY_RANGES)}")
+        if not self.people or any(people not in STRESS_PEOPLE for people in self.people):
+            raise ValueError(f"people must name one or more of {', '.join(STRESS_PEOPLE)}; got {self.people!r}")
         if not self.scenes or any(scene not in STRESS_SCENES for scene in self.scenes):
             raise ValueError(f"scenes must name one or more of {', '.join(STRESS_SCENES)}; got {self.scenes!r}")
 
@@ -344,6 +377,26 @@ class StressOptions:
         rng = np.random.default_rng([seed, index, 0x57E5])
         heading = float(rng.choice([-90.0, 90.0])) if kind == "walk" else float(rng.uniform(-20.0, 20.0))
         return MotionSpec(kind, num_frames=num_frames, fps=fps, seed=spec_seed, walk_speed=0.5, heading_deg=heading), subject, body
+
+
+def _other_person(kind: str, subject: SubjectMotion, camera: Camera, seed: int, index: int) -> SubjectMotion:
+    """A second, walking person placed for ``kind`` (``enter``, ``cross``, ``occlude``) in the subject's scene."""
+    spec = subject.motion
+    duration = spec.num_frames / spec.fps
+    eye = -camera.R.T @ camera.t
+    centre = subject.vertices[0].mean(axis=0)
+    depth_offset = {"enter": -0.4, "cross": -1.2, "occlude": 0.9}[kind]
+    plane = float(centre[2] + depth_offset)
+    half = (eye[2] - plane) * 0.5 * camera.width / camera.K[0, 0]
+    start = float(eye[0] - half - 0.5)
+    end = float(centre[0] - 0.75) if kind == "enter" else float(eye[0] + half + 0.5)
+    speed = float(np.clip((end - start) / duration, 0.3, 3.0))
+    other_seed = subject_seed(seed, index) + 50021
+    walk = MotionSpec("walk", num_frames=spec.num_frames, fps=spec.fps, seed=other_seed, walk_speed=speed, heading_deg=90.0)
+    other = make_motion(sample_subject_spec(other_seed), walk, texture_size=_TEXTURE_SIZE)
+    floor = float(subject.vertices[0, :, 1].min() - other.vertices[0, :, 1].min())
+    shift = np.array([start, floor, plane], dtype=np.float32)
+    return dataclasses.replace(other, vertices=other.vertices + shift)
 
 
 def _png(image: np.ndarray) -> bytes:
@@ -398,10 +451,14 @@ def synthesize_tiktok(out_dir: Path, *, num_videos: int, num_frames: int, fps: f
         else:
             spec, subject, body = stress.video(index, seed, num_frames, fps)
             background, gains, warps, scene = stress.scene(index, seed, num_frames, size)
-            extra = {"stress": {"motion": spec.kind, "body": body, "scene": scene}}
+            people = stress.people[index % len(stress.people)]
+            extra = {"stress": {"motion": spec.kind, "body": body, "scene": scene, "people": people, "subject": 0}}
         motion = make_motion(subject, spec, texture_size=_TEXTURE_SIZE)
         camera = fit_camera(motion.vertices[:, ::7].reshape(-1, 3), size)
-        recorder = _FrameRecorder(motion, {"camera": camera}, extra=extra, gains=gains, warps=warps)
+        other = None
+        if stress is not None and people != "none":
+            other = _other_person(people, motion, camera, seed, index)
+        recorder = _FrameRecorder(motion, {"camera": camera}, extra=extra, gains=gains, warps=warps, other=other)
         frames = recorder.frames(background)
         if as_mp4:
             from gas_core.videoio import write_mp4
@@ -483,7 +540,7 @@ def synthesize_mvhumannet(out_dir: Path, *, num_subjects: int, num_cameras: int,
 
 def synth_video_main(argv: Sequence[str] | None = None) -> int:
     """``gas synth tiktok|mvhumannet --out DIR [-n N] [--frames T] [--cameras C] [--size S] [--fps F] [--seed S] [--mp4]
-    [--stress [--motions KIND ...] [--bodies KIND ...] [--scenes KIND ...]]``."""
+    [--stress [--motions KIND ...] [--bodies KIND ...] [--scenes KIND ...] [--people KIND ...]]``."""
     parser = argparse.ArgumentParser(prog="gas synth", description="synthetic video datasets in the real layouts")
     parser.add_argument("kind", choices=["tiktok", "mvhumannet"])
     parser.add_argument("--out", required=True)
@@ -500,6 +557,8 @@ def synth_video_main(argv: Sequence[str] | None = None) -> int:
                         help=f"with --stress: motion kinds ({', '.join(STRESS_MOTION_KINDS)}, or walk/dance/turn)")
     parser.add_argument("--bodies", nargs="+", default=list(StressOptions.bodies), metavar="KIND",
                         help=f"with --stress: body kinds (adult, {', '.join(STRESS_BODY_RANGES)})")
+    parser.add_argument("--people", nargs="+", default=list(StressOptions.people), metavar="KIND",
+                        help=f"with --stress: other people ({', '.join(STRESS_PEOPLE)})")
     parser.add_argument("--scenes", nargs="+", default=list(StressOptions.scenes), metavar="KIND",
                         help=f"with --stress: scene kinds ({', '.join(STRESS_SCENES)})")
     args = parser.parse_args(argv)
@@ -507,7 +566,8 @@ def synth_video_main(argv: Sequence[str] | None = None) -> int:
         stress = None
         if args.stress:
             try:
-                stress = StressOptions(motions=tuple(args.motions), bodies=tuple(args.bodies), scenes=tuple(args.scenes))
+                stress = StressOptions(motions=tuple(args.motions), bodies=tuple(args.bodies), scenes=tuple(args.scenes),
+                                       people=tuple(args.people))
             except ValueError as error:
                 parser.error(str(error))
         timing = synthesize_tiktok(Path(args.out), num_videos=args.num, num_frames=args.frames, fps=args.fps,
