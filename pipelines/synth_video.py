@@ -45,14 +45,18 @@ from gas_core.body.geometry import origin_transl_from_pelvis
 from gas_core.body.open_model import OPEN_BODY_MODEL_LABEL
 from gas_core.cameras import Camera, look_at
 from gas_core.fileio import atomic_directory, atomic_write_bytes
-from gas_core.synth.humans import sample_subject_spec
-from gas_core.synth.motion import MotionSpec, SubjectMotion, make_motion
+from gas_core.synth.humans import STRESS_BODY_RANGES, SubjectSpec, sample_stress_subject_spec, sample_subject_spec
+from gas_core.synth.motion import STRESS_MOTION_KINDS, MotionSpec, SubjectMotion, make_motion
+from gas_core.synth.scene import cluttered_backdrop, lighting_gains, shake_zoom_warps, warp_frame, warp_points
 from pipelines.datasets.common import GROUNDTRUTH_DIRNAME, groundtruth_record
 from pipelines.datasets.mvhumannet import camera_name, write_mvhumannet_capture
 from pipelines.synth import check_at_least, subject_seed
 
 __all__ = [
     "SynthVideoTiming",
+    "StressOptions",
+    "STRESS_SCENES",
+    "STRESS_PEOPLE",
     "backdrop",
     "fit_camera",
     "ring_cameras",
@@ -185,8 +189,15 @@ def render_motion(motion: SubjectMotion, cameras: Sequence[Camera], background: 
 class _FrameRecorder:
     """Collects the ground truth seen while a motion is rendered: masks and 2D keypoints per camera and frame."""
 
-    def __init__(self, motion: SubjectMotion, cameras: dict[str, Camera]) -> None:
+    def __init__(self, motion: SubjectMotion, cameras: dict[str, Camera], extra: dict | None = None,
+                 gains: np.ndarray | None = None, warps: np.ndarray | None = None,
+                 other: SubjectMotion | None = None) -> None:
         first = next(iter(cameras.values()))
+        self.extra = dict(extra or {})
+        self.gains, self.warps = gains, warps  # (T, 3) RGB gains, (T, 2, 3) image warps (stress scenes)
+        self.other = other  # a second person (stress sets), composited by depth
+        self.other_masks = (np.zeros((len(cameras), motion.motion.num_frames, 1, first.height, first.width), dtype=bool)
+                            if other is not None else None)
         frames = motion.motion.num_frames
         self.motion = motion
         self.cameras = cameras
@@ -195,12 +206,40 @@ class _FrameRecorder:
 
     def frames(self, background: np.ndarray):
         """Yield, per frame, camera name -> ``(rgb, mask)``, recording masks and keypoints on the way."""
+        others = None
+        if self.other is not None:  # rendered first: one renderer at a time
+            others = list(render_motion(self.other, list(self.cameras.values()), background))
         for f, views in enumerate(render_motion(self.motion, list(self.cameras.values()), background)):
             keypoints = self.motion.coco17[f:f + 1].astype(np.float64)
-            for c, ((_, mask, depth), camera) in enumerate(zip(views, self.cameras.values())):
+            shown = {}
+            for c, ((rgb, mask, depth), camera) in enumerate(zip(views, self.cameras.values())):
+                other_mask = None
+                if others is not None:
+                    other_rgb, other_mask, other_depth = others[f][c]
+                    in_front = other_mask & (~mask | (other_depth < depth))
+                    rgb = np.where(in_front[..., None], other_rgb, rgb)
+                    mask = mask & ~in_front
+                    other_mask = in_front
+                    depth = np.where(in_front, other_depth, depth)
+                points = keypoints_2d(keypoints, camera, depth[None])[0]
+                if self.warps is not None:
+                    rgb = warp_frame(rgb, self.warps[f])
+                    mask = warp_frame(mask.astype(np.uint8), self.warps[f], nearest=True) > 0
+                    if other_mask is not None:
+                        other_mask = warp_frame(other_mask.astype(np.uint8), self.warps[f], nearest=True) > 0
+                    seen = points[:, 2] > 0
+                    points[seen, :2] = warp_points(points[seen, :2], self.warps[f])
+                    outside = ~((points[:, 0] >= 0) & (points[:, 0] < camera.width) & (points[:, 1] >= 0)
+                                & (points[:, 1] < camera.height))
+                    points[outside & seen] = 0.0
+                if self.gains is not None:
+                    rgb = np.clip(np.rint(rgb * self.gains[f]), 0, 255).astype(np.uint8)
                 self.masks[c, f] = mask
-                self.keypoints[c, f] = keypoints_2d(keypoints, camera, depth[None])[0]
-            yield {name: (rgb, mask) for name, (rgb, mask, _) in zip(self.cameras, views)}
+                if other_mask is not None:
+                    self.other_masks[c, f, 0] = other_mask
+                self.keypoints[c, f] = points
+                shown[list(self.cameras)[c]] = (rgb, mask)
+            yield shown
 
     def write(self, root: Path, video_id: str) -> Path:
         """Write ``<root>/_groundtruth/<video_id>/`` (see module docstring)."""
@@ -211,6 +250,9 @@ class _FrameRecorder:
             buffer, times=motion.times, masks=self.masks.astype(np.uint8), keypoints2d=self.keypoints,
             coco17=motion.coco17, joints24=motion.joints24, betas=smpl.betas, body_pose=smpl.body_pose,
             global_orient=smpl.global_orient, transl=smpl.transl, scale=smpl.scale, rest_pelvis=smpl.rest_pelvis,
+            **({"light_gain": self.gains} if self.gains is not None else {}),
+            **({"image_warp": self.warps} if self.warps is not None else {}),
+            **({"other_masks": self.other_masks.astype(np.uint8)} if self.other_masks is not None else {}),
         )
         atomic_write_bytes(folder / "arrays.npz", buffer.getvalue())
         record = {
@@ -222,6 +264,7 @@ class _FrameRecorder:
             "body_model": OPEN_BODY_MODEL_LABEL,
             "frame": "world: metres, y up; cameras OpenCV (world-to-camera R, t; K pixels)",
             "arrays": _ARRAY_DESCRIPTIONS,
+            **self.extra,
         }
         atomic_write_bytes(folder / "groundtruth.json", json.dumps(record, indent=1).encode())
         return folder
@@ -239,6 +282,11 @@ _ARRAY_DESCRIPTIONS = {
     "transl": "(T, 3) metres (SMPL convention)",
     "scale": "(T,)",
     "rest_pelvis": "(3,) rest pelvis joint for betas, metres",
+    "light_gain": "(T, 3) RGB gain of each shown frame (stress scene 'lighting' only)",
+    "image_warp": "(T, 2, 3) affine map from rendered to shown pixels; masks and keypoints2d are of the "
+                  "shown frames (stress scene 'shake_zoom' only)",
+    "other_masks": "(C, T, P, H, W) uint8 0/1 visible pixels of the P other people (stress sets with people only); "
+                   "masks stay the subject's",
 }
 
 
@@ -262,6 +310,95 @@ def _motion_for(index: int, seed: int, num_frames: int, fps: float, *, in_place:
                       walk_speed=0.2 if in_place else 0.5, heading_deg=heading)
 
 
+#: Other people in stress videos (see :class:`StressOptions`).
+STRESS_PEOPLE: tuple[str, ...] = ("none", "enter", "cross", "occlude")
+#: Scene kinds of stress sets (see :class:`StressOptions`).
+STRESS_SCENES: tuple[str, ...] = ("plain", "cluttered", "lighting", "shake_zoom")
+
+
+@dataclass(frozen=True)
+class StressOptions:
+    """A stress set: videos outside the own motions and bodies. Video ``i`` performs
+    ``motions[i % len(motions)]`` with a body of kind ``bodies[i % len(bodies)]`` (``"adult"``: the
+    ordinary adult draw of :func:`sample_subject_spec`) in the scene ``scenes[i % len(scenes)]``.
+
+    Attributes:
+        motions: stress motion kinds (:data:`gas_core.synth.motion.STRESS_MOTION_KINDS`), or own ones.
+        bodies: keys of :data:`gas_core.synth.humans.STRESS_BODY_RANGES` or ``"adult"``.
+        scenes: of :data:`STRESS_SCENES`: ``"plain"`` (the own backdrop), ``"cluttered"`` (a textured,
+            cluttered backdrop, :func:`gas_core.synth.scene.cluttered_backdrop`), ``"lighting"`` (the
+            own backdrop, light drifting and switched, :func:`gas_core.synth.scene.lighting_gains`),
+            ``"shake_zoom"`` (cluttered backdrop, hand-held shake and a 1.25x zoom,
+            :func:`gas_core.synth.scene.shake_zoom_warps`).
+        people: of :data:`STRESS_PEOPLE`, taken in turn like the others: ``"none"``; a second person
+            (another subject, walking) who ``"enter"``\ s from the left and ends beside the subject,
+            ``"cross"``\ es behind the subject, or crosses in front of it and ``"occlude"``\ s it. The
+            ground truth's ``masks`` stay the subject's visible pixels; ``other_masks`` hold the
+            other person's, and ``groundtruth.json`` names the subject (``stress.subject``: 0).
+    """
+
+    motions: tuple[str, ...] = STRESS_MOTION_KINDS
+    bodies: tuple[str, ...] = ("heavy", "tall", "adult", "short", "child")
+    scenes: tuple[str, ...] = ("cluttered", "lighting", "shake_zoom", "plain")
+    people: tuple[str, ...] = ("none", "enter", "cross", "occlude", "none")
+
+    def __post_init__(self) -> None:
+        if not self.motions:
+            raise ValueError("motions must name at least one motion kind")
+        for kind in self.motions:
+            MotionSpec(kind)  # raises ValueError naming the kinds
+        if not self.bodies:
+            raise ValueError("bodies must name at least one body kind")
+        for body in self.bodies:
+            if body != "adult" and body not in STRESS_BODY_RANGES:
+                raise ValueError(f"bodies: {body!r} is not one of adult, {', '.join(STRESS_BODY_RANGES)}")
+        if not self.people or any(people not in STRESS_PEOPLE for people in self.people):
+            raise ValueError(f"people must name one or more of {', '.join(STRESS_PEOPLE)}; got {self.people!r}")
+        if not self.scenes or any(scene not in STRESS_SCENES for scene in self.scenes):
+            raise ValueError(f"scenes must name one or more of {', '.join(STRESS_SCENES)}; got {self.scenes!r}")
+
+    def scene(self, index: int, seed: int, num_frames: int, size: int) -> tuple[np.ndarray, np.ndarray | None,
+                                                                                np.ndarray | None, str]:
+        """(backdrop (H, W, 3) uint8, RGB gains (T, 3) or None, image warps (T, 2, 3) or None, scene) of video ``index``."""
+        scene = self.scenes[index % len(self.scenes)]
+        scene_seed = subject_seed(seed, index)
+        cluttered = scene in ("cluttered", "shake_zoom")
+        background = cluttered_backdrop(size, size, scene_seed) if cluttered else backdrop(size, size, scene_seed)
+        gains = lighting_gains(num_frames, scene_seed) if scene == "lighting" else None
+        warps = shake_zoom_warps(num_frames, (size, size), scene_seed) if scene == "shake_zoom" else None
+        return background, gains, warps, scene
+
+    def video(self, index: int, seed: int, num_frames: int, fps: float) -> tuple[MotionSpec, SubjectSpec, str]:
+        """(motion, subject, body kind) of video ``index``."""
+        kind = self.motions[index % len(self.motions)]
+        body = self.bodies[index % len(self.bodies)]
+        spec_seed = subject_seed(seed, index)
+        subject = sample_subject_spec(spec_seed) if body == "adult" else sample_stress_subject_spec(spec_seed, body)
+        rng = np.random.default_rng([seed, index, 0x57E5])
+        heading = float(rng.choice([-90.0, 90.0])) if kind == "walk" else float(rng.uniform(-20.0, 20.0))
+        return MotionSpec(kind, num_frames=num_frames, fps=fps, seed=spec_seed, walk_speed=0.5, heading_deg=heading), subject, body
+
+
+def _other_person(kind: str, subject: SubjectMotion, camera: Camera, seed: int, index: int) -> SubjectMotion:
+    """A second, walking person placed for ``kind`` (``enter``, ``cross``, ``occlude``) in the subject's scene."""
+    spec = subject.motion
+    duration = spec.num_frames / spec.fps
+    eye = -camera.R.T @ camera.t
+    centre = subject.vertices[0].mean(axis=0)
+    depth_offset = {"enter": -0.4, "cross": -1.2, "occlude": 0.9}[kind]
+    plane = float(centre[2] + depth_offset)
+    half = (eye[2] - plane) * 0.5 * camera.width / camera.K[0, 0]
+    start = float(eye[0] - half - 0.5)
+    end = float(centre[0] - 0.75) if kind == "enter" else float(eye[0] + half + 0.5)
+    speed = float(np.clip((end - start) / duration, 0.3, 3.0))
+    other_seed = subject_seed(seed, index) + 50021
+    walk = MotionSpec("walk", num_frames=spec.num_frames, fps=spec.fps, seed=other_seed, walk_speed=speed, heading_deg=90.0)
+    other = make_motion(sample_subject_spec(other_seed), walk, texture_size=_TEXTURE_SIZE)
+    floor = float(subject.vertices[0, :, 1].min() - other.vertices[0, :, 1].min())
+    shift = np.array([start, floor, plane], dtype=np.float32)
+    return dataclasses.replace(other, vertices=other.vertices + shift)
+
+
 def _png(image: np.ndarray) -> bytes:
     from PIL import Image
 
@@ -271,7 +408,7 @@ def _png(image: np.ndarray) -> bytes:
 
 
 def synthesize_tiktok(out_dir: Path, *, num_videos: int, num_frames: int, fps: float = 30.0, size: int = 512,
-                      seed: int = 0, as_mp4: bool = False) -> SynthVideoTiming:
+                      seed: int = 0, as_mp4: bool = False, stress: StressOptions | None = None) -> SynthVideoTiming:
     """Write ``num_videos`` monocular videos in the TikTok dataset's layout (see module docstring).
 
     Video ``i`` is subject ``sample_subject_spec(seed * 100003 + i)`` performing dance, walk, turn in turn
@@ -286,6 +423,8 @@ def synthesize_tiktok(out_dir: Path, *, num_videos: int, num_frames: int, fps: f
         size: square image side in pixels (>= 16).
         seed: run seed (>= 0).
         as_mp4: write ``<id>.mp4`` files instead of PNG frame folders (masks then only in the ground truth).
+        stress: make a stress set instead (:class:`StressOptions`: its motions and body kinds in turn);
+            the ground truth's ``groundtruth.json`` then also records ``stress`` (motion and body kind).
 
     Returns:
         :class:`SynthVideoTiming` of the videos made by this call.
@@ -304,11 +443,23 @@ def synthesize_tiktok(out_dir: Path, *, num_videos: int, num_frames: int, fps: f
             logger.debug("video %s exists in %s, skipped", video_id, out_dir)
             continue
         start = time.perf_counter()
-        spec = _motion_for(index, seed, num_frames, fps, in_place=False)
-        motion = make_motion(sample_subject_spec(subject_seed(seed, index)), spec, texture_size=_TEXTURE_SIZE)
+        gains = warps = None
+        if stress is None:
+            spec = _motion_for(index, seed, num_frames, fps, in_place=False)
+            subject, extra = sample_subject_spec(subject_seed(seed, index)), None
+            background = backdrop(size, size, subject_seed(seed, index))
+        else:
+            spec, subject, body = stress.video(index, seed, num_frames, fps)
+            background, gains, warps, scene = stress.scene(index, seed, num_frames, size)
+            people = stress.people[index % len(stress.people)]
+            extra = {"stress": {"motion": spec.kind, "body": body, "scene": scene, "people": people, "subject": 0}}
+        motion = make_motion(subject, spec, texture_size=_TEXTURE_SIZE)
         camera = fit_camera(motion.vertices[:, ::7].reshape(-1, 3), size)
-        recorder = _FrameRecorder(motion, {"camera": camera})
-        frames = recorder.frames(backdrop(size, size, subject_seed(seed, index)))
+        other = None
+        if stress is not None and people != "none":
+            other = _other_person(people, motion, camera, seed, index)
+        recorder = _FrameRecorder(motion, {"camera": camera}, extra=extra, gains=gains, warps=warps, other=other)
+        frames = recorder.frames(background)
         if as_mp4:
             from gas_core.videoio import write_mp4
 
@@ -388,7 +539,8 @@ def synthesize_mvhumannet(out_dir: Path, *, num_subjects: int, num_cameras: int,
 
 
 def synth_video_main(argv: Sequence[str] | None = None) -> int:
-    """``gas synth tiktok|mvhumannet --out DIR [-n N] [--frames T] [--cameras C] [--size S] [--fps F] [--seed S] [--mp4]``."""
+    """``gas synth tiktok|mvhumannet --out DIR [-n N] [--frames T] [--cameras C] [--size S] [--fps F] [--seed S] [--mp4]
+    [--stress [--motions KIND ...] [--bodies KIND ...] [--scenes KIND ...] [--people KIND ...]]``."""
     parser = argparse.ArgumentParser(prog="gas synth", description="synthetic video datasets in the real layouts")
     parser.add_argument("kind", choices=["tiktok", "mvhumannet"])
     parser.add_argument("--out", required=True)
@@ -399,10 +551,27 @@ def synth_video_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mp4", action="store_true", help="tiktok only: write .mp4 files instead of PNG folders")
+    parser.add_argument("--stress", action="store_true",
+                        help="tiktok only: a stress set (motions and bodies outside the own ones, taken in turn)")
+    parser.add_argument("--motions", nargs="+", default=list(StressOptions.motions), metavar="KIND",
+                        help=f"with --stress: motion kinds ({', '.join(STRESS_MOTION_KINDS)}, or walk/dance/turn)")
+    parser.add_argument("--bodies", nargs="+", default=list(StressOptions.bodies), metavar="KIND",
+                        help=f"with --stress: body kinds (adult, {', '.join(STRESS_BODY_RANGES)})")
+    parser.add_argument("--people", nargs="+", default=list(StressOptions.people), metavar="KIND",
+                        help=f"with --stress: other people ({', '.join(STRESS_PEOPLE)})")
+    parser.add_argument("--scenes", nargs="+", default=list(StressOptions.scenes), metavar="KIND",
+                        help=f"with --stress: scene kinds ({', '.join(STRESS_SCENES)})")
     args = parser.parse_args(argv)
     if args.kind == "tiktok":
+        stress = None
+        if args.stress:
+            try:
+                stress = StressOptions(motions=tuple(args.motions), bodies=tuple(args.bodies), scenes=tuple(args.scenes),
+                                       people=tuple(args.people))
+            except ValueError as error:
+                parser.error(str(error))
         timing = synthesize_tiktok(Path(args.out), num_videos=args.num, num_frames=args.frames, fps=args.fps,
-                                   size=args.size, seed=args.seed, as_mp4=args.mp4)
+                                   size=args.size, seed=args.seed, as_mp4=args.mp4, stress=stress)
     else:
         timing = synthesize_mvhumannet(Path(args.out), num_subjects=args.num, num_cameras=args.cameras,
                                        num_frames=args.frames, size=args.size, seed=args.seed, fps=args.fps)

@@ -48,6 +48,8 @@ __all__ = [
     "SyntheticSubject",
     "sample_subject_spec",
     "sample_edge_subject_spec",
+    "sample_stress_subject_spec",
+    "STRESS_BODY_RANGES",
     "make_subject",
     "PosedSequence",
     "pose_subject",
@@ -240,6 +242,33 @@ def sample_edge_subject_spec(seed: int, region) -> SubjectSpec:
     values = low + (high - low) * rng.random(len(PHENOTYPE_NAMES))
     phenotype = Phenotype(**{name: float(np.clip(value, 0.0, 1.0)) for name, value in zip(PHENOTYPE_NAMES, values)})
     return dataclasses.replace(spec, phenotype=phenotype)
+
+
+#: Body kinds of stress sets: phenotype ranges replacing the adult ones of :func:`sample_subject_spec`.
+STRESS_BODY_RANGES: dict[str, dict[str, tuple[float, float]]] = {
+    "heavy": {"weight": (0.9, 1.0), "muscle": (0.2, 0.5)},
+    "tall": {"height": (0.85, 0.95)},  # about 2.1-2.2 m
+    "short": {"height": (0.03, 0.12)},  # about 1.05-1.25 m adults
+    "child": {"age": (0.28, 0.4)},  # about 8-13 years
+}
+
+
+def sample_stress_subject_spec(seed: int, body: str) -> SubjectSpec:
+    """A subject like :func:`sample_subject_spec` (pose, garments, colours from ``seed``) with a body of
+    kind ``body`` (a key of :data:`STRESS_BODY_RANGES`): the listed phenotype values are drawn uniformly
+    from their ranges, the others kept.
+
+    Raises:
+        ValueError: if ``seed`` is negative or ``body`` unknown.
+    """
+    if body not in STRESS_BODY_RANGES:
+        raise ValueError(f"body must be one of {', '.join(STRESS_BODY_RANGES)}; got {body!r}")
+    spec = sample_subject_spec(seed)
+    rng = np.random.default_rng([seed, 0xB0D1])
+    values = spec.phenotype.as_dict()
+    for name, (low, high) in STRESS_BODY_RANGES[body].items():
+        values[name] = float(rng.uniform(low, high))
+    return dataclasses.replace(spec, phenotype=Phenotype(**values))
 
 
 @functools.lru_cache(maxsize=1)

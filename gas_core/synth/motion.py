@@ -41,6 +41,7 @@ from scipy.spatial.transform import Rotation
 from gas_core.body.anny_model import ANNY_TO_SMPL_ROTATION, PHENOTYPE_NAMES, load_anny
 from gas_core.body.geometry import axis_angle_to_matrix, matrix_to_axis_angle, rotation_about_y
 from gas_core.body.joints import ANNY_JOINT_TABLE, SMPL_JOINT_NAMES, SMPL_PARENTS
+from gas_core.body.limits import ANATOMICAL_LIMITS_DEGREES
 from gas_core.body.limits import JOINT_LIMITS_DEGREES as BODY_JOINT_LIMITS_DEGREES
 from gas_core.body.smpl import NUM_BODY_JOINTS
 from gas_core.body.open_model import anny_t_pose_parameters, t_posed_anny
@@ -48,6 +49,8 @@ from gas_core.synth.humans import SubjectSpec, SyntheticSubject, make_subject, p
 
 __all__ = [
     "MOTION_KINDS",
+    "STRESS_MOTION_KINDS",
+    "root_rotations",
     "MotionSpec",
     "SMPLSequence",
     "SubjectMotion",
@@ -58,8 +61,17 @@ __all__ = [
     "make_motion",
 ]
 
-MotionKind = Literal["walk", "dance", "turn"]
+MotionKind = Literal["walk", "dance", "turn", "jump", "squat", "arms_overhead", "spin", "turn_away", "lie_down"]
+#: The project's own motions (everyday ranges, :data:`gas_core.body.limits.JOINT_LIMITS_DEGREES`).
 MOTION_KINDS: tuple[str, ...] = ("walk", "dance", "turn")
+#: Motions outside the own ones, for stress sets (clinical ranges,
+#: :data:`gas_core.body.limits.ANATOMICAL_LIMITS_DEGREES`; see :func:`stress_body_pose`).
+STRESS_MOTION_KINDS: tuple[str, ...] = ("jump", "squat", "arms_overhead", "spin", "turn_away", "lie_down")
+_ALL_MOTION_KINDS = MOTION_KINDS + STRESS_MOTION_KINDS
+#: Motions whose feet stay on the floor while the pelvis moves up and down (:func:`make_motion` plants them).
+_PLANTED_KINDS = ("jump", "squat", "lie_down")
+#: Gravity for the jump's flight, m/s^2.
+GRAVITY = 9.81
 
 
 
@@ -70,7 +82,13 @@ class MotionSpec:
     Attributes:
         kind: ``"walk"`` (gait cycle, moving forward along the heading), ``"dance"`` (seeded
             sinusoids on arms, legs, spine and head, swaying in place) or ``"turn"`` (relaxed stance
-            rotating 360 degrees about the vertical over the sequence).
+            rotating 360 degrees about the vertical over the sequence); or a stress motion
+            (:data:`STRESS_MOTION_KINDS`): ``"jump"`` (crouch, a ballistic flight of 0.45 s with the
+            arms swung overhead, landing crouch), ``"squat"`` (one deep squat over the clip, arms
+            forward), ``"arms_overhead"`` (both arms raised overhead and lowered, out of phase),
+            ``"spin"`` (1.25 fast turns about the vertical, arms out), ``"turn_away"`` (turns its back
+            to the camera over the first 40 % of the clip and stays so) or ``"lie_down"`` (crouches,
+            lies on its back, gets up again).
         num_frames: T >= 2.
         fps: frames per second (> 0).
         seed: seeds the dance's frequencies and phases and the walk's cadence; >= 0.
@@ -88,8 +106,8 @@ class MotionSpec:
     heading_deg: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.kind not in MOTION_KINDS:
-            raise ValueError(f"kind must be one of {', '.join(MOTION_KINDS)}; got {self.kind!r}")
+        if self.kind not in _ALL_MOTION_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(_ALL_MOTION_KINDS)}; got {self.kind!r}")
         if self.num_frames < 2:
             raise ValueError(f"num_frames must be at least 2, got {self.num_frames}")
         if not self.fps > 0:
@@ -204,6 +222,153 @@ def _dance_pose(spec: MotionSpec, times: np.ndarray, pose: np.ndarray) -> None:
                 _set(pose, times, stem, axis, centre, terms(largest))
 
 
+# ------------------------------------------------------------------------------------------ stress motions
+def _bump(times: np.ndarray, centre: float, half_width: float) -> np.ndarray:
+    """Smooth 0 -> 1 -> 0 window (cos^2, continuous slope) of ``half_width`` seconds around ``centre``."""
+    x = np.clip((times - centre) / half_width, -1.0, 1.0)
+    return np.cos(0.5 * math.pi * x) ** 2
+
+
+def _ramp(times: np.ndarray, start: float, end: float) -> np.ndarray:
+    """Smooth 0 -> 1 step (half cosine) from ``start`` to ``end`` seconds."""
+    u = np.clip((times - start) / max(end - start, 1e-9), 0.0, 1.0)
+    return 0.5 - 0.5 * np.cos(math.pi * u)
+
+
+@dataclass(frozen=True)
+class _StressProgram:
+    """A stress motion before the feet are planted: body pose (T, 23, 3) degrees, root yaw and pitch
+    (T,) radians (pitch about +x: positive tips the body forwards), root translation (T, 3) metres
+    (the jump's flight only), and how far the body lies (T,) in [0, 1] (``lie_down``)."""
+
+    pose: np.ndarray
+    yaw: np.ndarray
+    pitch: np.ndarray
+    translation: np.ndarray
+    lying: np.ndarray
+
+
+def _put(pose: np.ndarray, joint: str, axis: int, values: np.ndarray) -> None:
+    pose[:, _JOINT_INDEX[joint] - 1, axis] = values
+
+
+def _put_sides(pose: np.ndarray, stem: str, axis: int, left: np.ndarray, right: np.ndarray | None = None) -> None:
+    """Left-side angles (degrees) and the mirrored right side (x kept, y and z negated)."""
+    sign = 1.0 if axis == 0 else -1.0
+    _put(pose, f"left_{stem}", axis, left)
+    _put(pose, f"right_{stem}", axis, sign * (left if right is None else right))
+
+
+def _legs(pose: np.ndarray, pitch_deg: np.ndarray, hip: np.ndarray, knee: np.ndarray) -> None:
+    """Hip flexion (negative rx), knee flexion and the ankle angle that keeps the feet level with the
+    floor: the foot's pitch is ``pitch + hip + knee + ankle``, so ``ankle = -(pitch + hip + knee)``
+    (clipped to the ankle's range)."""
+    _put_sides(pose, "hip", 0, hip)
+    _put_sides(pose, "knee", 0, knee)
+    _put_sides(pose, "ankle", 0, np.clip(-(pitch_deg + hip + knee), -34.0, 48.0))
+
+
+def _arms(pose: np.ndarray, raise_left: np.ndarray, raise_right: np.ndarray, forward: np.ndarray | float = 0.0,
+          elbow: np.ndarray | float = -15.0) -> None:
+    """Arm elevation in [0, 1] per side (0 hanging at -75 degrees, 1 straight overhead: the shoulder at
+    +90 above the T-pose and the collar at +25), ``forward`` swing (degrees of horizontal flexion) and elbow."""
+    for side, lift in (("left", raise_left), ("right", raise_right)):
+        sign = 1.0 if side == "left" else -1.0
+        _put(pose, f"{side}_shoulder", 2, sign * (-75.0 + 165.0 * lift))
+        _put(pose, f"{side}_collar", 2, sign * 25.0 * lift)
+        _put(pose, f"{side}_shoulder", 1, sign * -np.broadcast_to(forward, lift.shape))
+        _put(pose, f"{side}_elbow", 1, sign * np.broadcast_to(elbow, lift.shape))
+
+
+def _stress_program(spec: MotionSpec) -> _StressProgram:
+    """The stress motion ``spec.kind`` (see :class:`MotionSpec`); every angle inside
+    :data:`gas_core.body.limits.ANATOMICAL_LIMITS_DEGREES` (checked)."""
+    times = spec.times
+    count = len(times)
+    duration = count / spec.fps
+    rng = np.random.default_rng([spec.seed, 0x57E55])
+    a = spec.amplitude
+    pose = np.zeros((count, NUM_BODY_JOINTS, 3))
+    zeros = np.zeros(count)
+    pitch = zeros.copy()
+    yaw = np.full(count, math.radians(spec.heading_deg))
+    translation = np.zeros((count, 3))
+    lying = zeros.copy()
+    if spec.kind == "squat":
+        depth = a * float(rng.uniform(0.85, 1.0)) * np.sin(math.pi * times / duration) ** 2
+        pitch = np.radians(20.0 * depth)
+        _legs(pose, 20.0 * depth, -110.0 * depth, 125.0 * depth)
+        _put_sides(pose, "hip", 2, 10.0 * depth)  # knees out
+        _arms(pose, 0.45 * depth, 0.45 * depth, forward=70.0 * depth, elbow=-10.0 - 10.0 * depth)
+        _put(pose, "spine2", 0, 8.0 * depth)
+    elif spec.kind == "jump":
+        flight = 0.45
+        mid = duration * float(rng.uniform(0.45, 0.55))
+        take_off, landing = mid - flight / 2, mid + flight / 2
+        crouch = a * 0.6 * (_bump(times, take_off - 0.18, 0.25) + _bump(times, landing + 0.18, 0.25))
+        pitch_deg = 18.0 * crouch
+        pitch = np.radians(pitch_deg)
+        point = _bump(times, mid, flight / 2)  # toes pointed in the air
+        _legs(pose, pitch_deg, -95.0 * crouch, 115.0 * crouch)
+        _put_sides(pose, "ankle", 0, np.clip(-(pitch_deg - 95.0 * crouch + 115.0 * crouch), -34.0, 48.0) + 30.0 * point)
+        swing = a * _bump(times, mid, flight / 2 + 0.3)
+        _arms(pose, swing, swing, forward=20.0 * swing - 30.0 * crouch * (1 - swing), elbow=-10.0)
+        _put(pose, "spine1", 0, -8.0 * swing)
+        tau = np.clip(times - take_off, 0.0, flight)
+        translation[:, 1] = a * (0.5 * GRAVITY * flight * tau - 0.5 * GRAVITY * tau**2)
+    elif spec.kind == "arms_overhead":
+        reps = max(1, round(duration / 1.6))
+        phase = float(rng.uniform(0.1, 0.6))
+        left = a * np.sin(math.pi * reps * times / duration) ** 2
+        right = a * np.sin(math.pi * reps * times / duration + phase) ** 2
+        _arms(pose, left, right, forward=10.0 * (left + right) / 2, elbow=-5.0 - 20.0 * (1 - left))
+        _put(pose, "spine1", 0, -8.0 * (left + right) / 2)
+        _put_sides(pose, "knee", 0, 8.0 + zeros)
+        _put_sides(pose, "hip", 0, -4.0 + zeros)
+    elif spec.kind == "spin":
+        turns = 1.25 * a
+        u = times / times[-1] if times[-1] > 0 else times
+        yaw = yaw + 2.0 * math.pi * turns * (u - np.sin(2.0 * math.pi * u) / (2.0 * math.pi))
+        out = 0.3 + 0.1 * np.sin(2.0 * math.pi * 1.5 * times)
+        _arms(pose, out, out, forward=15.0, elbow=-30.0)
+        _put_sides(pose, "knee", 0, 12.0 + 6.0 * np.sin(2.0 * math.pi * 2.0 * times))
+        _put_sides(pose, "hip", 0, -6.0 + zeros)
+        _put(pose, "head", 1, 25.0 * np.sin(2.0 * math.pi * 0.8 * times))
+    elif spec.kind == "turn_away":
+        yaw = yaw + math.pi * a * _ramp(times, 0.0, 0.4 * duration)
+        beat = float(rng.uniform(0.6, 1.0))
+        left = 0.15 + 0.15 * np.sin(2.0 * math.pi * beat * times)
+        right = 0.15 + 0.15 * np.sin(2.0 * math.pi * beat * times + 2.0)
+        _arms(pose, left, right, forward=20.0 * np.sin(2.0 * math.pi * 0.5 * beat * times), elbow=-30.0)
+        _put(pose, "head", 1, 30.0 * np.sin(2.0 * math.pi * 0.4 * times))
+        _put_sides(pose, "knee", 0, 10.0 + 8.0 * np.sin(2.0 * math.pi * beat * times))
+    elif spec.kind == "lie_down":
+        d = duration
+        crouch = _ramp(times, 0.0, 0.2 * d) * (1.0 - _ramp(times, 0.8 * d, d))
+        lying = a * _ramp(times, 0.2 * d, 0.45 * d) * (1.0 - _ramp(times, 0.55 * d, 0.8 * d))
+        pitch_deg = 15.0 * crouch * (1 - lying) - 90.0 * lying
+        pitch = np.radians(pitch_deg)
+        hip = (-100.0 * crouch) * (1 - lying) - 5.0 * lying
+        knee = 125.0 * crouch * (1 - lying) + 10.0 * lying
+        _legs(pose, pitch_deg, hip, knee)
+        _arms(pose, 0.3 * crouch * (1 - lying) + 0.1 * lying, 0.3 * crouch * (1 - lying) + 0.1 * lying,
+              forward=60.0 * crouch * (1 - lying), elbow=-20.0)
+        _put(pose, "neck", 0, 20.0 * lying)  # the head lifts a little off the floor
+    else:
+        raise ValueError(f"kind {spec.kind!r} is not a stress motion ({', '.join(STRESS_MOTION_KINDS)})")
+    low, high = (np.degrees(limit.double().numpy()) for limit in _anatomical_limits())
+    if np.any(pose < low - 1e-6) or np.any(pose > high + 1e-6):
+        joint = int(np.argwhere((pose < low - 1e-6) | (pose > high + 1e-6))[0, 1])
+        raise ValueError(f"stress motion {spec.kind} leaves the clinical range of {SMPL_JOINT_NAMES[joint + 1]}")
+    return _StressProgram(pose=pose, yaw=yaw, pitch=pitch, translation=translation, lying=lying)
+
+
+def _anatomical_limits():
+    from gas_core.body.limits import body_pose_limits
+
+    return body_pose_limits(dtype=torch.float64, table=ANATOMICAL_LIMITS_DEGREES)
+
+
 def _walk_cadence(spec: MotionSpec) -> float:
     """Gait cycles per second of a walk."""
     return float(np.random.default_rng([spec.seed, 0x3A1C]).uniform(0.8, 1.0))
@@ -216,6 +381,8 @@ def body_pose_tracks(spec: MotionSpec) -> np.ndarray:
     :data:`gas_core.body.limits.JOINT_LIMITS_DEGREES` by construction (amplitudes are shrunk, never
     clipped). The feet and hands (SMPL joints 10, 11, 22, 23) stay at rest.
     """
+    if spec.kind in STRESS_MOTION_KINDS:
+        return np.radians(_stress_program(spec).pose)
     times = spec.times
     pose = np.zeros((len(times), NUM_BODY_JOINTS, 3))
     {"walk": _walk_pose, "dance": _dance_pose, "turn": _turn_pose}[spec.kind](spec, times, pose)
@@ -227,8 +394,14 @@ def root_trajectory(spec: MotionSpec) -> tuple[np.ndarray, np.ndarray]:
 
     Walk: forward along the heading at ``walk_speed`` with a small vertical bob. Turn: yaw rises
     linearly by exactly 360 degrees from the first to the last frame. Dance: yaw and sideways sway.
-    The pelvis sits at the translation (it is at the subject frame's origin).
+    The pelvis sits at the translation (it is at the subject frame's origin). Stress motions: their
+    yaw (spin, turn away) and the jump's ballistic flight; :func:`make_motion` adds the offsets that keep
+    the feet of the planted motions on the floor (so the translation of a :class:`SubjectMotion`'s
+    ground truth is the full one).
     """
+    if spec.kind in STRESS_MOTION_KINDS:
+        program = _stress_program(spec)
+        return program.yaw.copy(), program.translation.copy()
     times = spec.times
     heading = math.radians(spec.heading_deg)
     yaw = np.full_like(times, heading)
@@ -251,6 +424,24 @@ def root_trajectory(spec: MotionSpec) -> tuple[np.ndarray, np.ndarray]:
         translation[:, 2] = 0.06 * a * np.sin(2.0 * math.pi * rate * 0.5 * times + rng.uniform(0, 2 * math.pi))
         translation[:, 1] = 0.02 * a * np.sin(2.0 * math.pi * rate * 2.0 * times)
     return yaw, translation
+
+
+def rotation_about_x(angles: np.ndarray) -> np.ndarray:
+    """(T, 3, 3) rotations by ``angles`` (T,) radians about +x."""
+    angles = np.asarray(angles, dtype=np.float64)
+    c, s = np.cos(angles), np.sin(angles)
+    out = np.zeros(angles.shape + (3, 3))
+    out[..., 0, 0] = 1.0
+    out[..., 1, 1], out[..., 1, 2], out[..., 2, 1], out[..., 2, 2] = c, -s, s, c
+    return out
+
+
+def root_rotations(spec: MotionSpec) -> np.ndarray:
+    """(T, 3, 3) whole-body rotation per frame: yaw about +y after a pitch about +x (stress motions
+    lean and lie down; the own motions only turn)."""
+    yaw, _ = root_trajectory(spec)
+    pitch = _stress_program(spec).pitch if spec.kind in STRESS_MOTION_KINDS else np.zeros_like(yaw)
+    return rotation_about_y(yaw) @ rotation_about_x(pitch)
 
 
 @dataclass(frozen=True)
@@ -368,7 +559,7 @@ def anny_bone_deltas(body_pose: np.ndarray, subject_spec: SubjectSpec) -> np.nda
 
 
 def smpl_sequence(subject_spec: SubjectSpec, motion: MotionSpec, deltas: np.ndarray, *,
-                  body_model_path: str | None = None) -> SMPLSequence:
+                  body_model_path: str | None = None, translation: np.ndarray | None = None) -> SMPLSequence:
     """Ground-truth open-body-model parameters of ``subject_spec`` posed by Anny ``deltas`` over ``motion``.
 
     Args:
@@ -376,6 +567,8 @@ def smpl_sequence(subject_spec: SubjectSpec, motion: MotionSpec, deltas: np.ndar
         motion: gives the root trajectory (:func:`root_trajectory`).
         deltas: (T, bones, 3, 3) Anny local-ref deltas, e.g. :func:`anny_bone_deltas`.
         body_model_path: folder of the open body model (default: the configured one).
+        translation: (T, 3) pelvis positions, metres, replacing :func:`root_trajectory`'s (the planted
+            ones of :func:`make_motion`).
 
     Returns:
         :class:`SMPLSequence` with T = ``motion.num_frames`` frames.
@@ -389,11 +582,12 @@ def smpl_sequence(subject_spec: SubjectSpec, motion: MotionSpec, deltas: np.ndar
     betas, pelvis_rest = _shape_fit(_phenotype_key(subject_spec), body_model_path)
     _, t_rotations = _t_pose(_phenotype_key(subject_spec))
     accumulated = _accumulated_rotations(np.asarray(deltas, dtype=np.float64), parents)
-    yaw, translation = root_trajectory(motion)
+    if translation is None:
+        _, translation = root_trajectory(motion)
     conversion = np.asarray(ANNY_TO_SMPL_ROTATION)
     owners = [labels.index(row.owns[0]) for row in ANNY_JOINT_TABLE]
     relative_to_t = accumulated[:, owners] @ np.swapaxes(t_rotations[owners], -1, -2)[None]
-    world = rotation_about_y(yaw)[:, None] @ (conversion @ relative_to_t @ conversion.T)
+    world = root_rotations(motion)[:, None] @ (conversion @ relative_to_t @ conversion.T)
     body_pose = np.empty((count, len(owners) - 1, 3))
     for joint in range(1, len(owners)):
         local = np.swapaxes(world[:, SMPL_PARENTS[joint]], -1, -2) @ world[:, joint]
@@ -442,6 +636,26 @@ class SubjectMotion:
         return self.motion.times
 
 
+def _planting_offsets(motion: MotionSpec, body_vertices: np.ndarray, joints24: np.ndarray,
+                      rotations: np.ndarray) -> np.ndarray:
+    """(T, 3) world offsets that keep a planted motion on the floor: vertically, the body's lowest
+    point stays at the first frame's (the floor); horizontally, the midpoint of the ankles stays where
+    it was in the first frame, except while lying down, when the offset is held from the moment the
+    body starts to lie back (the seat stays put)."""
+    lowest = np.einsum("tij,tvj->tvi", rotations, body_vertices.astype(np.float64))[..., 1].min(axis=1)
+    ankles = np.einsum("tij,tkj->tki", rotations, joints24[:, [7, 8]].astype(np.float64)).mean(axis=1)
+    offsets = np.zeros((len(rotations), 3))
+    offsets[:, 1] = lowest[0] - lowest
+    horizontal = ankles[0, [0, 2]] - ankles[:, [0, 2]]
+    lying = _stress_program(motion).lying
+    if lying.any():
+        start = int(np.argmax(lying > 0))
+        held = horizontal[max(start - 1, 0)]
+        horizontal = (1.0 - lying)[:, None] * horizontal + lying[:, None] * held
+    offsets[:, [0, 2]] = horizontal
+    return offsets
+
+
 def make_motion(subject_spec: SubjectSpec, motion: MotionSpec, *, texture_size: int = 512,
                 body_model_path: str | None = None) -> SubjectMotion:
     """Pose, dress and place ``subject_spec`` over ``motion`` (deterministic).
@@ -462,8 +676,11 @@ def make_motion(subject_spec: SubjectSpec, motion: MotionSpec, *, texture_size: 
     euler = {b: Rotation.from_matrix(deltas[:, b]).as_euler("xyz", degrees=True) for b in moving}
     frames = [{labels[b]: angles[i] for b, angles in euler.items()} for i in range(motion.num_frames)]
     posed = pose_subject(subject_spec, frames)
-    yaw, translation = root_trajectory(motion)
-    rotations = rotation_about_y(yaw).astype(np.float32)
+    _, translation = root_trajectory(motion)
+    rotations64 = root_rotations(motion)
+    if motion.kind in _PLANTED_KINDS:
+        translation = translation + _planting_offsets(motion, posed.body_vertices, posed.joints24, rotations64)
+    rotations = rotations64.astype(np.float32)
     shift = translation.astype(np.float32)[:, None]
 
     def place(points: np.ndarray) -> np.ndarray:
@@ -475,6 +692,6 @@ def make_motion(subject_spec: SubjectSpec, motion: MotionSpec, *, texture_size: 
         body_vertices=place(posed.body_vertices),
         joints24=place(posed.joints24),
         coco17=place(posed.coco17),
-        smpl=smpl_sequence(subject_spec, motion, deltas, body_model_path=body_model_path),
+        smpl=smpl_sequence(subject_spec, motion, deltas, body_model_path=body_model_path, translation=translation),
         motion=motion,
     )

@@ -119,3 +119,57 @@ def test_keypoint_flags_follow_the_image_and_the_depth():
     depth[:] = 2.0 - 0.05  # the point's own skin, just in front
     uv = keypoints_2d(points[:, :1], camera, depth)[0, 0]
     assert uv[2] == 2.0 and np.allclose(uv[:2], 16.0)
+
+
+def test_stress_set_from_the_cli_records_motion_body_scene_and_exact_truth(tmp_path, open_body_model_dir, capsys):
+    """``gas synth tiktok --stress``: stress motions, bodies and scenes in turn, recorded in the ground
+    truth, whose masks are the shown subject and whose keypoints are its projected joints (through the
+    shake-and-zoom warp where there is one)."""
+    from gas_core.cameras import Camera
+    from gas_core.synth.scene import warp_points
+
+    assert synth_video_main(["tiktok", "--out", str(tmp_path), "-n", "2", "--frames", "3", "--size", "48", "--stress",
+                             "--motions", "arms_overhead", "squat", "--bodies", "child", "heavy",
+                             "--scenes", "shake_zoom", "lighting", "--people", "none"]) == 0
+    assert "2 synthetic tiktok" in capsys.readouterr().out
+    heights = []
+    for video_id, motion, body, scene in (("00001", "arms_overhead", "child", "shake_zoom"),
+                                          ("00002", "squat", "heavy", "lighting")):
+        record, arrays = read_video_groundtruth(tmp_path, video_id)
+        assert record["stress"] == {"motion": motion, "body": body, "scene": scene, "people": "none", "subject": 0}
+        assert record["motion"]["kind"] == motion
+        camera = Camera.from_dict(record["cameras"]["camera"])
+        uv = camera.project(arrays["coco17"])
+        if scene == "shake_zoom":
+            assert arrays["image_warp"].shape == (3, 2, 3) and "light_gain" not in arrays
+            uv = np.stack([warp_points(points, warp) for points, warp in zip(uv, arrays["image_warp"])])
+        else:
+            assert arrays["light_gain"].shape == (3, 3) and np.ptp(arrays["light_gain"]) > 0
+        seen = arrays["keypoints2d"][0, ..., 2] > 0
+        np.testing.assert_allclose(arrays["keypoints2d"][0][seen][:, :2], uv[seen], atol=1e-6)
+        mask = arrays["masks"][0, 0].astype(bool)
+        assert mask.any() and np.array_equal(mask, np.asarray(Image.open(tmp_path / video_id / "masks" / "0001.png")) > 127)
+        heights.append(np.ptp(arrays["joints24"][0, :, 1]))
+    assert heights[0] < heights[1]  # the child is smaller than the heavy adult
+    with pytest.raises(SystemExit):
+        synth_video_main(["tiktok", "--out", str(tmp_path), "--stress", "--motions", "cartwheel"])
+
+
+def test_a_second_person_occluding_leaves_the_subject_mask_exact(tmp_path, open_body_model_dir):
+    """A second person crossing in front: the ground-truth mask is the subject's visible part only (never
+    the intruder's), the intruder has its own mask, and covered keypoints are flagged hidden."""
+    from pipelines.synth_video import StressOptions
+
+    options = StressOptions(motions=("arms_overhead",), bodies=("adult",), scenes=("plain",), people=("occlude",))
+    synthesize_tiktok(tmp_path, num_videos=1, num_frames=12, fps=10.0, size=48, seed=3, stress=options)
+    record, arrays = read_video_groundtruth(tmp_path, "00001")
+    assert record["stress"]["people"] == "occlude" and record["stress"]["subject"] == 0
+    subject, other = arrays["masks"][0].astype(bool), arrays["other_masks"][0, :, 0].astype(bool)
+    assert other.any(axis=(1, 2)).sum() >= 2  # the intruder is seen
+    assert not np.logical_and(subject, other).any()  # the subject mask excludes the intruder
+    assert subject.any(axis=(1, 2)).all()
+    shown = np.stack([np.asarray(Image.open(tmp_path / "00001" / "masks" / f"{f + 1:04d}.png")) > 127 for f in range(12)])
+    assert np.array_equal(shown, subject)
+    # frames where the intruder covers much of the subject hide some of its keypoints
+    covered = other.sum(axis=(1, 2)) > 0.3 * (subject.sum(axis=(1, 2)) + other.sum(axis=(1, 2)))
+    assert covered.any() and (arrays["keypoints2d"][0, covered, :, 2] == 1).any()

@@ -22,12 +22,15 @@ d. **Optimisation**, one Adam run over the whole clip (every frame in one batch,
 
    * Geman-McClure reprojection error in pixels squared (``s^2 r^2 / (r^2 + s^2)``, scale ``s``
      annealed from wide to ``keypoint_robust_scale_px``), weighted by confidence;
-   * pose prior: soft joint limits (:func:`gas_core.body.limits.body_pose_limit_violation`) and a
+   * pose prior: soft joint limits from clinical ranges of motion
+     (:data:`gas_core.body.limits.ANATOMICAL_LIMITS_DEGREES`, so arms overhead, deep squats and jumps
+     are reachable; :func:`gas_core.body.limits.body_pose_limit_violation`) and a
      small L2 pull to :data:`RELAXED_BODY_POSE` (standing, arms down; also the starting pose), which
      makes the depth-ambiguous solutions (a thigh tilted towards or away from the camera projects
      alike) prefer the everyday one; shape prior: L2 on the clip's one set of betas;
    * temporal smoothness: squared second differences of the joint rotations (radians), of the 24
-     joint positions (metres) and of the translation (metres);
+     joint positions (metres; optionally robust, :attr:`MonocularFitConfig.smooth_robust_scale_m`)
+     and of the translation (metres);
    * depth prior: squared log-ratio of each frame's depth to the smoothed torso-based estimate (a
      monocular fit cannot tell a large far body from a small near one; this and the shape prior fix it).
 
@@ -59,7 +62,7 @@ from scipy.spatial.transform import Rotation, Slerp
 from gas_core.body.fit.fitter import CocoRegressor, _geman_mcclure
 from gas_core.body.fit.keypoints import NUM_COCO_KEYPOINTS, ProjectedKeypoints, UltralyticsPoseDetector, validate_keypoints2d
 from gas_core.body.joints import COCO17_NAMES, NUM_SMPL_JOINTS
-from gas_core.body.limits import body_pose_limit_violation
+from gas_core.body.limits import ANATOMICAL_LIMITS_DEGREES, body_pose_limit_violation
 from gas_core.body.smpl import MAX_BETAS, NUM_BODY_JOINTS, BodyModel, SMPLParams
 from gas_core.cameras import Camera
 from gas_core.presets import PaperDefaults
@@ -113,7 +116,9 @@ class MonocularFitConfig(PaperDefaults):
         iterations: Adam steps on everything.
         learning_rate: Adam step size (decays to 10 % over each stage, cosine).
         keypoint_robust_scale_px: Geman-McClure scale of the reprojection term, pixels.
-        robust_anneal_start: the robust scale starts this many times wider and shrinks to 1x.
+        robust_anneal_start: the robust scale starts this many times wider and shrinks to 1x (wide
+            enough, 300 px at the default scale, that limbs far from the start pose, such as arms
+            overhead, are pulled to their keypoints rather than discarded as outliers).
         robust_anneal_fraction: fraction of the main stage over which it shrinks.
         min_confidence: a keypoint counts as seen from this confidence on.
         min_keypoints: seen keypoints a frame needs (three of them on the torso) to be fitted rather
@@ -122,7 +127,15 @@ class MonocularFitConfig(PaperDefaults):
         pose_rest_weight: L2 pull of ``body_pose`` towards :data:`RELAXED_BODY_POSE` (also the start).
         shape_weight: L2 prior on the clip's betas.
         smooth_pose_weight: squared second differences of global orientation and body pose (radians).
-        smooth_joints_weight: squared second differences of the 24 joint positions (metres).
+        smooth_joints_weight: second differences of the 24 joint positions (metres), squared up to
+            ``smooth_robust_scale_m`` and growing linearly beyond it (see below).
+        smooth_robust_scale_m: scale ``s`` of the joints' smoothness penalty
+            ``2 s^2 (sqrt(1 + |a|^2 / s^2) - 1)`` of each joint's acceleration ``a`` (metres per frame
+            squared): quadratic (``|a|^2``) for small accelerations, so jitter is removed, and linear for
+            large ones, so a jump's take-off or a fast arm swing is not flattened; 0 (the default) keeps
+            it quadratic. Measured on the stress set, a robust scale of 5-10 mm/frame^2 brings a jump's
+            fitted acceleration to the truth's but lets keypoint jitter through on turns (heading flips),
+            so it is off by default.
         smooth_transl_weight: squared second differences of the translation (metres).
         depth_weight: squared log-ratio of depth to the torso-based estimate.
         num_betas: shape coefficients fitted (at most the model's and 10).
@@ -138,7 +151,7 @@ class MonocularFitConfig(PaperDefaults):
     iterations: int = 300
     learning_rate: float = 0.03
     keypoint_robust_scale_px: float = 12.0
-    robust_anneal_start: float = 6.0
+    robust_anneal_start: float = 25.0
     robust_anneal_fraction: float = 0.4
     min_confidence: float = 0.3
     min_keypoints: int = 6
@@ -147,6 +160,7 @@ class MonocularFitConfig(PaperDefaults):
     shape_weight: float = 5.0
     smooth_pose_weight: float = 30.0
     smooth_joints_weight: float = 1000.0
+    smooth_robust_scale_m: float = 0.0
     smooth_transl_weight: float = 1000.0
     depth_weight: float = 30.0
     num_betas: int = MAX_BETAS
@@ -172,7 +186,7 @@ class MonocularFitConfig(PaperDefaults):
             raise ValueError(f"min_confidence must be in (0, 1], got {self.min_confidence}")
         if not 3 <= self.min_keypoints <= NUM_COCO_KEYPOINTS:
             raise ValueError(f"min_keypoints must be in [3, {NUM_COCO_KEYPOINTS}], got {self.min_keypoints}")
-        for name in ("pose_limit_weight", "pose_rest_weight", "shape_weight", "smooth_pose_weight",
+        for name in ("pose_limit_weight", "pose_rest_weight", "shape_weight", "smooth_pose_weight", "smooth_robust_scale_m",
                      "smooth_joints_weight", "smooth_transl_weight", "depth_weight"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -557,14 +571,18 @@ def _fit(body: BodyModel, keypoints2d: np.ndarray, camera: Camera, config: Monoc
         if config.depth_weight > 0:
             loss = loss + config.depth_weight * ((depth_of_root(joints).log() - log_depth_prior) ** 2).mean()
         if with_body:
-            loss = loss + config.pose_limit_weight * body_pose_limit_violation(body_pose).mean()
+            loss = loss + config.pose_limit_weight * body_pose_limit_violation(body_pose, ANATOMICAL_LIMITS_DEGREES).mean()
             loss = loss + config.pose_rest_weight * ((body_pose - pose_mean) ** 2).sum((1, 2)).mean()
             loss = loss + config.shape_weight * (betas**2).sum()
         if frames >= 3:
             if config.smooth_transl_weight > 0:
                 loss = loss + config.smooth_transl_weight * (_second_difference(transl) ** 2).sum(-1).mean()
             if config.smooth_joints_weight > 0 and with_body:
-                loss = loss + config.smooth_joints_weight * (_second_difference(joints) ** 2).sum((1, 2)).mean()
+                squared = (_second_difference(joints) ** 2).sum(-1)
+                scale = config.smooth_robust_scale_m
+                if scale > 0:
+                    squared = 2.0 * scale * scale * (torch.sqrt(1.0 + squared / (scale * scale)) - 1.0)
+                loss = loss + config.smooth_joints_weight * squared.sum(1).mean()
             if config.smooth_pose_weight > 0:
                 rotations = torch.cat([global_orient[:, None], body_pose], dim=1) if with_body else global_orient[:, None]
                 loss = loss + config.smooth_pose_weight * (_second_difference(rotations) ** 2).sum((1, 2)).mean()

@@ -92,7 +92,7 @@ def test_groundtruth_parameters_reproduce_the_body_in_the_open_model(dance, open
 
 def test_bad_specs_are_refused():
     with pytest.raises(ValueError, match="kind"):
-        MotionSpec("jump")
+        MotionSpec("cartwheel")
     with pytest.raises(ValueError, match="num_frames"):
         MotionSpec("walk", num_frames=1)
     with pytest.raises(ValueError, match="fps"):

@@ -1,0 +1,51 @@
+"""bench_video_stress: the segment bookkeeping (broken, packed, rejected), the seed rule, and a --quick run."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_video_stress.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_video_stress", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_broken_segments_are_counted_packed_or_rejected(bench):
+    Score = bench.SegmentScore
+    scores = [
+        Score("1", packed=True, mask_iou=0.9, pa_mpjpe_mm=40.0, accel_error=3.0, accel_truth=5.0, identity_kept=1.0),
+        Score("1", packed=True, mask_iou=0.3, pa_mpjpe_mm=90.0, accel_error=3.0, accel_truth=5.0, identity_kept=1.0),
+        Score("2", packed=False, mask_iou=0.95, pa_mpjpe_mm=50.0, accel_error=3.0, accel_truth=5.0, identity_kept=0.5),
+        Score("2", packed=False, mask_iou=0.9, pa_mpjpe_mm=50.0, accel_error=3.0, accel_truth=5.0, identity_kept=1.0),
+        Score("3", packed=False),  # dropped by the video path: not scored
+    ]
+    assert [s.broken for s in scores[:4]] == [False, True, True, False]
+    summary = bench.summary(scores)
+    assert summary["segments"] == 5 and summary["broken_packed"] == 1
+    assert summary["broken_rejected"] == 2  # the rejected switch and the dropped segment
+    assert summary["healthy_rejected"] == pytest.approx(50.0)
+    assert summary["worst_iou"] == pytest.approx(0.3)
+    assert summary["identity_kept"] == pytest.approx(100 * 3.5 / 4)
+
+
+def test_tuning_seeds_are_refused(bench, tmp_path):
+    with pytest.raises(SystemExit, match="tuned"):
+        bench.write_sets(tmp_path, 1, 4, 32, seed=bench.TUNING_SEEDS[0])
+
+
+@pytest.mark.slow
+def test_quick_run_prints_the_table_and_targets(bench, open_body_model_dir, capsys):
+    assert bench.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "| own | true keypoints | 2 |" in out and "| stress | true keypoints | 2 |" in out
+    assert "zero broken segments packed" in out and "stress/own PA-MPJPE" in out
