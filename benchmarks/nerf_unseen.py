@@ -36,6 +36,7 @@ from gas_core.body.open_model import PhenotypeRegion  # noqa: E402
 from gas_core.nerf import CameraBatch  # noqa: E402
 from gas_core.synth.humans import make_subject, pose_subject, sample_edge_subject_spec  # noqa: E402
 from gas_core.synth.poses import mirror_degrees  # noqa: E402
+from pipelines.datasets.errors import ScanReadError  # noqa: E402
 from pipelines.datasets.thuman import write_thuman_subject  # noqa: E402
 from pipelines.preprocess import PreprocessConfig, pack_staged_subjects, plan_subjects, preprocess_subject  # noqa: E402
 from pipelines.synth import subject_id_for, subject_seed  # noqa: E402
@@ -91,8 +92,7 @@ def make_unseen_shards(out_dir: Path, group_index: int, *, subjects: int, config
                        texture_size: int = 256) -> Path:
     """Synthesise ``subjects`` bodies of group ``group_index`` (poses cycling through :data:`UNSEEN_POSES`)
     and preprocess them into ``out_dir/shards``. Re-running skips what exists; returns the shard folder."""
-    # the synthetic scans are in metres; arms overhead make a tall body taller than "auto" accepts
-    config = config or dataclasses.replace(PreprocessConfig.tiny(), units="m")
+    config = config or PreprocessConfig.tiny()
     group = UNSEEN_GROUPS[group_index]
     raw, shards = Path(out_dir) / "raw", Path(out_dir) / "shards"
     poses = list(UNSEEN_POSES)
@@ -108,7 +108,11 @@ def make_unseen_shards(out_dir: Path, group_index: int, *, subjects: int, config
         write_thuman_subject(raw, subject, subject_id)
     plan = plan_subjects("thuman", raw, shards)
     for ref in plan.todo:
-        report = preprocess_subject(ref, config, plan.staging_dir)
+        try:
+            report = preprocess_subject(ref, config, plan.staging_dir)
+        except ScanReadError as error:  # e.g. arms overhead make a tall body over the reader's 2.6 m
+            logging.warning("%s/%s left out: %s", group.name, ref.subject_id, error)
+            continue
         logging.info("%s/%s: %s", group.name, ref.subject_id, report.status)
     pack_staged_subjects(plan.staging_dir, shards, config)
     return shards
