@@ -15,6 +15,15 @@ Evaluation: for every held-out subject, view 0 is the reference and the other 7 
 bounding box (the target mask's box), and mask IoU of opacity > 0.5 against the mask.
 Baseline: the fitted posed body mesh rasterised in the target view, filled with the reference image's mean
 foreground colour (its opacity is the mesh silhouette).
+
+Groups: besides the own held-out subjects, the same checkpoint is evaluated on bodies it never saw
+(``nerf_unseen.py``: children, elders, heavy, tall and short bodies in poses outside the training library,
+``--unseen-per-group`` each, and the first of each shrunk to about 1-3 % of the image). The table gives
+each group's PSNR / SSIM / mask IoU for the NeRF and the baseline, the NeRF's margin, and the colour
+drift (distance in 8-bit RGB between the mean colour rendered and the target's, inside the target mask).
+Targets: NeRF >= baseline on all three metrics in every group, and the unseen bodies' PSNR margin >= 70 %
+of the own held-out margin. ``WORK/strips/<group>.png`` shows, per group, target / NeRF / baseline /
+NeRF opacity for three target views of its first subject.
 """
 
 from __future__ import annotations
@@ -28,6 +37,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # nerf_data puts the repository on sys.path, sets GAS_CACHE_DIR's default and configures headless GL.
 from nerf_data import REPO_ROOT, body_silhouettes, make_synthetic_shards  # noqa: E402
+from nerf_unseen import SMALL_GROUP, UNSEEN_GROUPS, make_unseen_shards, shrink_subject  # noqa: E402
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -35,7 +48,6 @@ from gas_core.body.smpl import BodyModel  # noqa: E402
 from gas_core.nerf import load_nerf  # noqa: E402
 from gas_core.render.normals import NormalMapRenderer  # noqa: E402
 from pipelines.train_nerf import (  # noqa: E402
-    CHECKPOINT_DIRNAME,
     pair_batch,
     box_metrics,
     load_train_nerf_config,
@@ -53,29 +65,101 @@ def baseline_render(batch, renderer: NormalMapRenderer) -> tuple[torch.Tensor, t
     return colour[:, :, None, None] * masks, masks
 
 
-def evaluate(checkpoint: Path, heldout: Path, image_size: int, body_model: BodyModel) -> dict[str, dict[str, float]]:
-    model = load_nerf(checkpoint)
+def colour_drift(rgb: torch.Tensor, target_rgb: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
+    """(B,) distance in 8-bit RGB units between the mean rendered and the mean target colour inside the target mask."""
+    weight = (target_mask > 0.5).float()
+    count = weight.sum(dim=(2, 3)).clamp_min(1.0)
+    rendered = (rgb.float().clamp(0, 1) * weight).sum(dim=(2, 3)) / count
+    truth = (target_rgb.float() * weight).sum(dim=(2, 3)) / count
+    return (rendered - truth).norm(dim=-1) * 255.0
+
+
+def _strip(rows: list[torch.Tensor]) -> Image.Image:
+    """Rows of (3, H, W) images in [0, 1] side by side, rows stacked, as one RGB image."""
+    grid = torch.cat([torch.cat(list(row), dim=-1) for row in rows], dim=-2)
+    image = Image.fromarray((grid.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+    return image.resize((image.width * 3, image.height * 3), Image.NEAREST)  # 96 px views are small to look at
+
+
+def evaluate(model, shards: Path, image_size: int, body_model: BodyModel, *, shrink: float | None = None,
+             max_subjects: int | None = None, strip: Path | None = None) -> dict[str, dict[str, float]]:
+    """Mean metrics of ``model`` and the baseline over every subject of ``shards`` (view 0 -> views 1..N-1).
+
+    ``shrink``: shrink every view about the image centre by this factor first (small-in-frame subjects);
+    ``max_subjects``: the first subjects only; ``strip``: write the first subject's strip there.
+    """
     renderer = NormalMapRenderer(width=image_size, height=image_size)
     scores: dict[str, list[torch.Tensor]] = {}
-    pairs = 0
+    pairs = subjects = 0
     start = time.perf_counter()
-    for sample in make_subject_pipeline(heldout, split_by_node=False, split_by_worker=False):
+    for sample in make_subject_pipeline(shards, split_by_node=False, split_by_worker=False):
         subject = subject_views(sample, image_size)
+        if shrink is not None:
+            subject = shrink_subject(subject, shrink)
         views = subject.views.shape[0]
         batch = pair_batch([subject] * (views - 1), [(0, j) for j in range(1, views)], body_model)
         result = model.render(batch.reference, batch.target_camera, batch.target_body)
         baseline_rgb, baseline_mask = baseline_render(batch, renderer)
         for name, (rgb, opacity) in {"ours": (result.rgb, result.opacity), "baseline": (baseline_rgb, baseline_mask)}.items():
-            for metric, values in box_metrics(rgb, opacity, batch.target_rgb, batch.target_mask).items():
+            metrics = box_metrics(rgb, opacity, batch.target_rgb, batch.target_mask)
+            metrics["colour_drift"] = colour_drift(rgb, batch.target_rgb, batch.target_mask)
+            for metric, values in metrics.items():
                 scores.setdefault(f"{name}/{metric}", []).append(values)
+        scores.setdefault("cover/fraction", []).append(batch.target_mask.mean(dim=(1, 2, 3)))
+        if strip is not None and subjects == 0:
+            chosen = [0, (views - 1) // 2, views - 2]
+            rows = [[batch.target_rgb[j], result.rgb[j], baseline_rgb[j], result.opacity[j].expand(3, -1, -1)]
+                    for j in chosen]
+            strip.parent.mkdir(parents=True, exist_ok=True)
+            _strip(rows).save(strip)
         pairs += views - 1
-    logging.info("evaluated %d pairs in %.0f s", pairs, time.perf_counter() - start)
+        subjects += 1
+        if max_subjects is not None and subjects >= max_subjects:
+            break
+    logging.info("evaluated %d pairs of %s in %.0f s", pairs, shards, time.perf_counter() - start)
     table: dict[str, dict[str, float]] = {}
     for key, values in scores.items():
         name, metric = key.split("/")
         table.setdefault(name, {})[metric] = float(torch.cat(values).mean())
-    table["_pairs"] = {"count": float(pairs)}
+    table["_pairs"] = {"count": float(pairs), "values": scores}
     return table
+
+
+METRICS = ("psnr", "ssim", "mask_iou")
+
+
+def _pooled(tables: list[dict]) -> dict[str, dict[str, float]]:
+    """Pair-weighted means over several groups' tables."""
+    pooled: dict = {}
+    values: dict[str, list[torch.Tensor]] = {}
+    for key in tables[0]["_pairs"]["values"]:
+        values[key] = [part for table in tables for part in table["_pairs"]["values"][key]]
+        name, metric = key.split("/")
+        pooled.setdefault(name, {})[metric] = float(torch.cat(values[key]).mean())
+    pooled["_pairs"] = {"count": float(sum(table["_pairs"]["count"] for table in tables)), "values": values}
+    return pooled
+
+
+def group_table(groups: dict[str, dict]) -> str:
+    """The per-group Markdown table and the two targets' verdicts."""
+    lines = ["| group | pairs | NeRF PSNR / SSIM / IoU | baseline PSNR / SSIM / IoU | NeRF - baseline | "
+             "colour drift NeRF / baseline | NeRF >= baseline on all three |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, table in groups.items():
+        ours, base = table["ours"], table["baseline"]
+        margin = [ours[m] - base[m] for m in METRICS]
+        lines.append(f"| {name} | {int(table['_pairs']['count'])} | {ours['psnr']:.2f} / {ours['ssim']:.3f} / "
+                     f"{ours['mask_iou']:.3f} | {base['psnr']:.2f} / {base['ssim']:.3f} / {base['mask_iou']:.3f} | "
+                     f"{margin[0]:+.2f} / {margin[1]:+.3f} / {margin[2]:+.3f} | {ours['colour_drift']:.1f} / "
+                     f"{base['colour_drift']:.1f} | {'yes' if all(m >= 0 for m in margin) else 'no'} |")
+    own = groups["own held-out"]["ours"]["psnr"] - groups["own held-out"]["baseline"]["psnr"]
+    unseen = groups.get("unseen (all)")
+    if unseen is not None:
+        margin = unseen["ours"]["psnr"] - unseen["baseline"]["psnr"]
+        ratio = margin / own if own > 0 else float("nan")
+        lines.append(f"\nunseen PSNR margin {margin:+.2f} dB = {100 * ratio:.0f} % of the own held-out margin "
+                     f"{own:+.2f} dB (target >= 70 %: {'met' if ratio >= 0.7 else 'not met'})")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -86,12 +170,16 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=15.0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--checkpoint", type=Path, default=None, help="evaluate this run's checkpoint, no training")
+    parser.add_argument("--unseen-per-group", type=int, default=3, help="unseen bodies per group (0: none)")
+    parser.add_argument("--small-factor", type=float, default=0.3, help="shrink factor of the small-in-frame group")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="training config override")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
     train = make_synthetic_shards(args.work / "train", subjects=args.train_subjects, seed=11)
     heldout = make_synthetic_shards(args.work / "heldout", subjects=args.heldout_subjects, seed=29)
+    unseen = {group.name: make_unseen_shards(args.work / "unseen" / group.name, index, subjects=args.unseen_per_group)
+              for index, group in enumerate(UNSEEN_GROUPS)} if args.unseen_per_group > 0 else {}
     config = load_train_nerf_config(preset="tiny", overrides=[f"optim.max_wall_s={args.minutes * 60}",
                                                                "optim.max_steps=1000000", f"threads={args.threads}",
                                                                *args.set])
@@ -104,16 +192,22 @@ def main() -> None:
         checkpoint = args.checkpoint
         training = f"checkpoint {checkpoint}"
     image_size = load_nerf(checkpoint).settings.image_size if args.checkpoint else config.data.image_size
-    table = evaluate(checkpoint if checkpoint.name != CHECKPOINT_DIRNAME else checkpoint, heldout, image_size, body_model)
-    pairs = int(table.pop("_pairs")["count"])
-    print(f"\nNeRF quality, tiny preset at {image_size} px; training: {training}; "
-          f"{pairs} held-out pairs ({args.heldout_subjects} held-out subjects x 7 target views)\n")
-    print("| method | PSNR in box (dB) | SSIM in box | mask IoU |")
-    print("| --- | --- | --- | --- |")
-    labels = {"ours": "NeRF (tiny)", "baseline": "posed mesh, mean reference colour"}
-    for name in ("ours", "baseline"):
-        row = table[name]
-        print(f"| {labels[name]} | {row['psnr']:.2f} | {row['ssim']:.3f} | {row['mask_iou']:.3f} |")
+    model = load_nerf(checkpoint)
+    strips = args.work / "strips"
+    groups = {"own held-out": evaluate(model, heldout, image_size, body_model, strip=strips / "own_heldout.png")}
+    for name, shards in unseen.items():
+        groups[name] = evaluate(model, shards, image_size, body_model, strip=strips / f"{name}.png")
+    if unseen:
+        groups[SMALL_GROUP] = _pooled([
+            evaluate(model, shards, image_size, body_model, shrink=args.small_factor, max_subjects=1,
+                     strip=strips / f"small_{name}.png") for name, shards in unseen.items()])
+        groups["unseen (all)"] = _pooled([table for name, table in groups.items() if name != "own held-out"])
+    print(f"\nNeRF quality, tiny preset at {image_size} px; training: {training}; own held-out: "
+          f"{args.heldout_subjects} subjects x 7 target views; unseen: {args.unseen_per_group} per body group, "
+          f"the first of each also shrunk by {args.small_factor} (person cover "
+          f"{100 * groups.get(SMALL_GROUP, groups['own held-out'])['cover']['fraction']:.1f} % of the image)\n")
+    print(group_table(groups))
+    print(f"\nstrips (target / NeRF / baseline / NeRF opacity): {strips}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,12 @@ For every sample ``x`` on a target ray (placed only in the band around the posed
 4. an MLP decodes density from the encoded ``x_c`` and the fused density tokens, and colour from its
    hidden state, the fused colour tokens and the encoded view direction (rotated into canonical
    space) -- the paper's equation 1, ``sigma, c = F(x, p, gamma_d(d))``.
+5. a body prior adds density inside the posed target body's shell (a soft occupancy from the
+   nearest body vertex's tangent plane, :func:`body_prior_occupancy`), so the rendered opacity
+   covers at least the fitted body's silhouette however little density the network predicts on a
+   body unlike its training set (a child's thin arms, a thigh seen end-on, a subject a few pixels
+   tall); the network's own density adds clothing and hair outside the shell, and colour stays
+   the network's.
 
 Volume rendering composites colour (on black), opacity and depth. Geometry runs in float32;
 features, transformer and MLP run in bfloat16 autocast on CUDA when ``use_bf16``.
@@ -44,7 +50,8 @@ from gas_core.nerf.sampling import SurfaceProximityGrid, camera_rays, pixel_cent
 from gas_core.nerf.types import CameraBatch, NeRFRender, PosedBody, ReferenceView
 from gas_core.presets import PaperDefaults
 
-__all__ = ["NeRFModelConfig", "GeneralizableHumanNeRF", "ReferenceEncoding", "PixelRender", "load_nerf"]
+__all__ = ["NeRFModelConfig", "GeneralizableHumanNeRF", "ReferenceEncoding", "PixelRender", "load_nerf",
+           "body_prior_occupancy"]
 
 _OCCLUSION_SCALE = 0.1  # metres: depth differences against the reference depth buffer are tanh(d / scale)
 
@@ -66,6 +73,11 @@ class NeRFModelConfig(PaperDefaults):
     ``sigma = density_scale * softplus(raw + density_bias)`` per metre.
     ``visibility_resolution`` is the reference depth buffer's size, ``occlusion_tolerance`` (metres)
     how far behind it a vertex still counts as visible. ``chunk_rays`` bounds the rays per chunk.
+    Body prior (see :func:`body_prior_occupancy`): ``body_prior_density`` (per metre, 0 turns it off)
+    is added to the learned density inside the posed target body grown by ``body_prior_margin``
+    (metres), with an edge ``body_prior_softness`` (metres) wide; clothing and hair outside that shell
+    come from the learned density alone. Models saved before these fields existed load with the
+    defaults, i.e. with the prior on; ``body_prior_density=0`` renders exactly as they did.
 
     Preset ``paper()`` (the defaults): SHERF's sizes: 512 px, ResNet18, 32-channel tokens (3 per level), a
     128-wide 8-layer MLP skipping at 4.
@@ -99,6 +111,9 @@ class NeRFModelConfig(PaperDefaults):
     occlusion_tolerance: float = 0.03
     chunk_rays: int = 16384
     use_bf16: bool = True
+    body_prior_density: float = 200.0
+    body_prior_margin: float = 0.01
+    body_prior_softness: float = 0.005
 
     def __post_init__(self) -> None:
         positive = ("image_size", "feature_channels", "triplane_resolution", "triplane_channels", "volume_resolution",
@@ -111,6 +126,12 @@ class NeRFModelConfig(PaperDefaults):
         for name in ("surface_band", "grid_cell_size", "window_depth", "density_scale"):
             if float(getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("body_prior_density", "body_prior_margin"):
+            value = float(getattr(self, name))
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
+        if not math.isfinite(float(self.body_prior_softness)) or float(self.body_prior_softness) <= 0:
+            raise ValueError(f"body_prior_softness must be positive, got {self.body_prior_softness}")
         if isinstance(self.surface_crossings, bool) or int(self.surface_crossings) != self.surface_crossings:
             raise ValueError(f"surface_crossings must be an integer >= 1, got {self.surface_crossings!r}")
         if self.tokens_per_level < 2:
@@ -202,6 +223,55 @@ class PixelRender:
 class _TargetGeometry:
     grid: SurfaceProximityGrid
     world_to_rest: Tensor  # (B, V, 3, 4)
+    normals: Tensor  # (B, V, 3) outward unit vertex normals of the posed target bodies
+
+
+def body_prior_occupancy(points: Tensor, nearest_vertices: Tensor, nearest_normals: Tensor, *, margin: float,
+                         softness: float, sideways_limit: float) -> Tensor:
+    """Soft occupancy (...) in [0, 1] of the posed body grown by ``margin`` metres at ``points`` (..., 3).
+
+    The signed distance is taken to the tangent plane of each point's nearest body vertex
+    (``nearest_vertices`` and outward unit ``nearest_normals``, both (..., 3)): negative inside.
+    Seen from a point inside the body, its nearest vertex lies nearly along that vertex's normal; a
+    point whose nearest vertex lies more than ``sideways_limit`` metres sideways of the normal is
+    beside a thin part (a hand, a finger), where the tangent plane says nothing, and counts as
+    outside by that excess. Occupancy is ``sigmoid((margin - distance) / softness)``: 1 inside the
+    body, 0.5 on the shell ``margin`` outside it, falling to 0 within a few ``softness`` (metres)
+    beyond. Near a convex limb the tangent-plane distance of a sample a few centimetres along a
+    grazing ray stays small (it grows with the square of that offset), so even rays that cross a thin
+    limb between two samples keep most of the limb's occupancy.
+    """
+    if softness <= 0:
+        raise ValueError(f"softness must be positive, got {softness}")
+    offset = points - nearest_vertices
+    distance = (offset * nearest_normals).sum(dim=-1)
+    sideways = (offset.square().sum(dim=-1) - distance.square()).clamp_min(0.0).sqrt()
+    distance = torch.maximum(distance, sideways - sideways_limit)
+    return torch.sigmoid((margin - distance) / softness)
+
+
+def _nearest_body_vertex(grid: SurfaceProximityGrid, points: Tensor, batch_index: Tensor, fallback: Tensor) -> Tensor:
+    """The body vertex (R, S) long nearest to each sample ``points`` (R, S, 3) of bodies ``batch_index`` (R, S).
+
+    A grid cell stores the vertex nearest to its centre, which for a point near the cell's corner can
+    lie on the far side of a limb or finger thinner than the cell (its tangent plane would then call
+    the point inside). The candidates are the vertices of the cells around the point (lookups half a
+    cell away along each diagonal) and ``fallback`` (R, S) (the sample's own vertex); the nearest wins.
+    """
+    shape = points.shape[:-1]
+    flat_points = points.reshape(-1, 3)
+    flat_batch = batch_index.reshape(-1)
+    half = 0.5 * grid.cell_size
+    signs = torch.tensor([[x, y, z] for x in (-1.0, 1.0) for y in (-1.0, 1.0) for z in (-1.0, 1.0)],
+                         device=points.device)
+    candidates = [fallback.reshape(-1)]
+    for sign in signs:
+        found = grid.lookup(flat_points + half * sign, flat_batch)
+        candidates.append(torch.where(found >= 0, found, candidates[0]))
+    stacked = torch.stack(candidates, dim=-1)  # (M, 9)
+    positions = grid.vertices[flat_batch[:, None], stacked]  # (M, 9, 3)
+    best = (positions - flat_points[:, None]).square().sum(-1).argmin(dim=-1)
+    return stacked.gather(1, best[:, None]).view(shape)
 
 
 def _frequency_encoding(values: Tensor, frequencies: int) -> Tensor:
@@ -271,14 +341,16 @@ class GeneralizableHumanNeRF(ModelMixin, ConfigMixin):
                  grid_cell_size: float = 0.025, probes_per_ray: int = 64, samples_per_ray: int = 24,
                  window_depth: float = 0.3, surface_crossings: int = 2, canonical_margin: float = 0.1,
                  density_scale: float = 50.0, density_bias: float = -1.0, visibility_resolution: int = 64,
-                 occlusion_tolerance: float = 0.03, chunk_rays: int = 16384, use_bf16: bool = True) -> None:
+                 occlusion_tolerance: float = 0.03, chunk_rays: int = 16384, use_bf16: bool = True,
+                 body_prior_density: float = 200.0, body_prior_margin: float = 0.01,
+                 body_prior_softness: float = 0.005) -> None:
         super().__init__()
         settings = NeRFModelConfig(**{f.name: value for f, value in zip(fields(NeRFModelConfig), (
             image_size, backbone, feature_channels, triplane_resolution, triplane_channels, volume_resolution,
             volume_channels, token_channels, tokens_per_level, transformer_heads, mlp_width, mlp_depth, mlp_skip,
             xyz_frequencies, view_frequencies, surface_band, grid_cell_size, probes_per_ray, samples_per_ray,
             window_depth, surface_crossings, canonical_margin, density_scale, density_bias, visibility_resolution,
-            occlusion_tolerance, chunk_rays, use_bf16))})
+            occlusion_tolerance, chunk_rays, use_bf16, body_prior_density, body_prior_margin, body_prior_softness))})
         self.settings = settings
         self.encoder = ImageEncoder(backbone, feature_channels)
         self.triplane = _TriplaneGenerator(self.encoder.global_channels, triplane_channels, triplane_resolution)
@@ -399,7 +471,8 @@ class GeneralizableHumanNeRF(ModelMixin, ConfigMixin):
         s = self.settings
         body = target_body.to(self.token_embedding.device, torch.float32)
         grid = SurfaceProximityGrid(body.vertices, band=s.surface_band, cell_size=s.grid_cell_size)
-        return _TargetGeometry(grid=grid, world_to_rest=invert_affine(vertex_transforms(body)))
+        return _TargetGeometry(grid=grid, world_to_rest=invert_affine(vertex_transforms(body)),
+                               normals=vertex_normals(body.vertices, body.faces))
 
     def forward(self, reference: ReferenceView | ReferenceEncoding, target_camera: CameraBatch, target_body: PosedBody,
                 pixels: Tensor, *, jitter: bool = False, generator: torch.Generator | None = None) -> PixelRender:
@@ -501,11 +574,19 @@ class GeneralizableHumanNeRF(ModelMixin, ConfigMixin):
         with self._autocast(device):
             sigma_raw, colour = self._decode(unit, view, global_features, point_features, pixel_features)
         sigma = s.density_scale * F.softplus(sigma_raw.float() + s.density_bias)  # (R, S), 1/m
+        if s.body_prior_density > 0:
+            vertex = _nearest_body_vertex(geometry.grid, samples.points, point_batch, samples.nearest_vertex)
+            occupancy = body_prior_occupancy(samples.points, geometry.grid.vertices[point_batch, vertex],
+                                             geometry.normals[point_batch, vertex],
+                                             margin=s.body_prior_margin, softness=s.body_prior_softness,
+                                             sideways_limit=geometry.grid.cell_size)
+            sigma = sigma + s.body_prior_density * occupancy
         alpha = 1.0 - torch.exp(-sigma * samples.step[:, None])
         transmittance = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1.0 - alpha + 1e-7], dim=1), dim=1)[:, :-1]
         weights = alpha * transmittance
-        ray_opacity = weights.sum(dim=1)
-        ray_rgb = (weights[..., None] * colour.float()).sum(dim=1)
+        weights = weights / weights.sum(dim=1, keepdim=True).clamp_min(1.0)  # the 1e-7 above may sum past 1
+        ray_opacity = weights.sum(dim=1).clamp_max(1.0)
+        ray_rgb = (weights[..., None] * colour.float()).sum(dim=1).clamp_max(1.0)
         camera_z = torch.einsum("rij,rj->ri", camera.R[samples.batch_index], ray_directions)[:, 2]
         ray_depth = (weights * samples.depths).sum(dim=1) * camera_z / ray_opacity.clamp_min(1e-6)
         ray_depth = torch.where(ray_opacity > 1e-6, ray_depth, torch.zeros_like(ray_depth))
