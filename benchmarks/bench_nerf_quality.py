@@ -37,7 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # nerf_data puts the repository on sys.path, sets GAS_CACHE_DIR's default and configures headless GL.
 from nerf_data import REPO_ROOT, body_silhouettes, make_synthetic_shards  # noqa: E402
-from nerf_unseen import SMALL_GROUP, UNSEEN_GROUPS, make_unseen_shards, shrink_subject  # noqa: E402
+from nerf_unseen import SMALL_GROUP, TUNING_RUN_SEED, UNSEEN_GROUPS, UNSEEN_RUN_SEED, make_unseen_shards, shrink_subject  # noqa: E402
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -170,6 +170,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=15.0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--checkpoint", type=Path, default=None, help="evaluate this run's checkpoint, no training")
+    parser.add_argument("--unseen-seed", type=int, default=UNSEEN_RUN_SEED,
+                        help=f"run seed of the unseen bodies ({UNSEEN_RUN_SEED}: the reported set; "
+                             f"{TUNING_RUN_SEED}: the set the body prior's settings were chosen on)")
     parser.add_argument("--unseen-per-group", type=int, default=3, help="unseen bodies per group (0: none)")
     parser.add_argument("--small-factor", type=float, default=0.3, help="shrink factor of the small-in-frame group")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="training config override")
@@ -178,8 +181,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     train = make_synthetic_shards(args.work / "train", subjects=args.train_subjects, seed=11)
     heldout = make_synthetic_shards(args.work / "heldout", subjects=args.heldout_subjects, seed=29)
-    unseen = {group.name: make_unseen_shards(args.work / "unseen" / group.name, index, subjects=args.unseen_per_group)
+    unseen_dir = args.work / ("unseen" if args.unseen_seed == UNSEEN_RUN_SEED else f"unseen_{args.unseen_seed}")
+    unseen = {group.name: make_unseen_shards(unseen_dir / group.name, index, subjects=args.unseen_per_group,
+                                             run_seed=args.unseen_seed)
               for index, group in enumerate(UNSEEN_GROUPS)} if args.unseen_per_group > 0 else {}
+    for name in [name for name, shards in unseen.items() if not (shards / "manifest.json").exists()]:
+        logging.warning("unseen group %s: every body was left out (see above); the group is not reported", name)
+        del unseen[name]
     config = load_train_nerf_config(preset="tiny", overrides=[f"optim.max_wall_s={args.minutes * 60}",
                                                                "optim.max_steps=1000000", f"threads={args.threads}",
                                                                *args.set])

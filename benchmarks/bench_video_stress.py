@@ -89,10 +89,7 @@ def keypoint_configs(config) -> dict[str, Any]:
     """Label -> preprocess config: exact true keypoints, and the config's own keypoint source."""
     keypoints = config.video.keypoints
     fields = {field.name for field in dataclasses.fields(keypoints)}
-    exact = {"noise_px": 0.0, "drop_prob": 0.0, "detector_weights": None}
-    for name in ("estimator", "source"):  # a configured estimator gives way to the ground truth
-        if name in fields:
-            exact[name] = None
+    exact = {"noise_px": 0.0, "drop_prob": 0.0, "detector_weights": None, "source": "groundtruth"}
     true = dataclasses.replace(config, video=dataclasses.replace(
         config.video, keypoints=dataclasses.replace(keypoints, **{k: v for k, v in exact.items() if k in fields})))
     return {"true keypoints": true, default_keypoint_label(config): config}
@@ -101,11 +98,11 @@ def keypoint_configs(config) -> dict[str, Any]:
 def default_keypoint_label(config) -> str:
     """What the config's own keypoint source is, in words."""
     keypoints = config.video.keypoints
-    estimator = getattr(keypoints, "estimator", None) or getattr(keypoints, "source", None)
+    source = getattr(keypoints, "source", "groundtruth")
     if keypoints.detector_weights:
         return f"detector keypoints ({Path(str(keypoints.detector_weights)).name})"
-    if estimator:
-        return f"detector keypoints ({estimator})"
+    if source == "estimator":
+        return f"detector keypoints ({config.video.masks.estimator})"
     return f"no detector configured: true keypoints + {keypoints.noise_px:g} px noise, {keypoints.drop_prob:.0%} dropped"
 
 
@@ -169,14 +166,20 @@ def score_video(ref, report, staging: Path, body, config) -> list[SegmentScore]:
             score.accel_error = 1000 * acceleration_error(joints, true_joints, root_index=0)
             score.accel_truth = 1000 * float(np.linalg.norm(acceleration(true_joints - true_joints[:, :1]), axis=-1).mean())
         scores.append(score)
-    scores += [SegmentScore(video=ref.subject_id, packed=False) for _ in range(int(report.dropped))]
+    # Rejected segments are never staged: score them from the report (true mask IoU when they got as far
+    # as a fit; unscored otherwise, counted apart).
+    rejected = [row for row in getattr(report, "segment_rows", ()) if row.get("status") != "ok"]
+    if not hasattr(report, "segment_rows"):
+        rejected = [{} for _ in range(int(report.dropped))]
+    scores += [SegmentScore(video=ref.subject_id, packed=False, mask_iou=float(row.get("true_mask_iou", float("nan"))))
+               for row in rejected]
     return scores
 
 
 def run_set(root: Path, config, body, work: Path) -> tuple[list[SegmentScore], float]:
     """Preprocess every video of a set; returns the segment scores and the seconds taken."""
     from pipelines.datasets.errors import ScanReadError
-    from pipelines.preprocess_video import plan_videos, preprocess_video
+    from pipelines.preprocess_video import NoUsableSegmentError, plan_videos, preprocess_video
     from shards.schema import make_key
 
     start = time.perf_counter()
@@ -186,6 +189,12 @@ def run_set(root: Path, config, body, work: Path) -> tuple[list[SegmentScore], f
     for ref in plan.todo:
         try:
             report = preprocess_video(ref, config, plan.staging_dir)
+        except NoUsableSegmentError as error:  # every segment rejected: score the rows
+            print(f"  {root.name}/{ref.subject_id}: every segment rejected", flush=True)
+            scores += [SegmentScore(video=ref.subject_id, packed=False,
+                                    mask_iou=float(row.get("true_mask_iou", float("nan"))))
+                       for row in error.segment_rows if row.get("status") != "ok"]
+            continue
         except ScanReadError as error:
             print(f"  {root.name}/{ref.subject_id}: failed ({error})", flush=True)
             continue
@@ -208,7 +217,8 @@ def summary(scores: list[SegmentScore]) -> dict[str, float]:
         "accel_truth": mean("accel_truth"),
         "identity_kept": 100 * mean("identity_kept"),
         "broken_packed": sum(s.packed for s in broken),
-        "broken_rejected": sum(not s.packed for s in broken) + len(dropped),
+        "broken_rejected": sum(not s.packed for s in broken),
+        "unscored_rejected": len(dropped),
         "healthy_rejected": 100 * sum(not s.packed for s in healthy) / max(1, len(healthy)),
     }
 
@@ -246,12 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{args.videos} videos per set x {args.frames} frames, {args.size}x{args.size}, segments of {args.segment} "
           f"frames, preset {args.preset}, seeds {args.seed} (own) and {args.seed + 1} (stress); fit tuned on seeds {TUNING_SEEDS}\n")
     print("| set | keypoints | segments | mask IoU mean | worst segment | PA-MPJPE (mm) | accel. error (true accel.) "
-          "(mm/frame^2) | identity kept (%) | broken packed / rejected | healthy rejected (%) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "(mm/frame^2) | identity kept (%) | broken packed / rejected | rejected before a fit | healthy rejected (%) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, label, s, _ in rows:
         print(f"| {name} | {label} | {s['segments']} | {s['mask_iou']:.3f} | {s['worst_iou']:.3f} | {s['pa_mpjpe_mm']:.1f} | "
               f"{s['accel_error']:.2f} ({s['accel_truth']:.2f}) | {s['identity_kept']:.1f} | {s['broken_packed']} / "
-              f"{s['broken_rejected']} | {s['healthy_rejected']:.0f} |")
+              f"{s['broken_rejected']} | {s['unscored_rejected']} | {s['healthy_rejected']:.0f} |")
     by = {(name, label): s for name, label, s, _ in rows}
     default = default_keypoint_label(config)
     ratio = by[("stress", default)]["pa_mpjpe_mm"] / by[("own", default)]["pa_mpjpe_mm"]

@@ -63,6 +63,7 @@ from shards.manifest import existing_keys
 from shards.schema import VideoSample, encode, make_key
 
 __all__ = [
+    "NoUsableSegmentError",
     "MONOCULAR_DATASETS",
     "MULTIVIEW_DATASETS",
     "VIDEO_DATASETS",
@@ -92,6 +93,15 @@ def _video_id(ref: Any) -> str:
 def is_video_dataset(dataset: str) -> bool:
     """True for the datasets this module reads (``tiktok``, ``internet``, ``mvhumannet``)."""
     return dataset in VIDEO_DATASETS
+
+
+class NoUsableSegmentError(ScanReadError):
+    """A video whose every segment was dropped or rejected; ``segment_rows`` holds each segment's row
+    (status, reason, gate values) as in :attr:`VideoReport.segment_rows`."""
+
+    def __init__(self, message: str, segment_rows: tuple[dict[str, Any], ...] = ()) -> None:
+        super().__init__(message)
+        self.segment_rows = tuple(segment_rows)
 
 
 # --------------------------------------------------------------------------------------- plan
@@ -585,7 +595,7 @@ def _preprocess_monocular(ref: VideoRef, config: PreprocessConfig, staging_dir: 
         if len(state.ready) >= video.min_segment_frames:
             flush(state.ready, segment, folder)
         if counts["segments"] == 0:
-            raise ScanReadError(f"{ref.path}: no usable segment: " + "; ".join(dropped))
+            raise NoUsableSegmentError(f"{ref.path}: no usable segment: " + "; ".join(dropped), tuple(rows))
     if dropped:
         logger.warning("%s/%s: %d segment(s) rejected: %s", ref.dataset, ref.subject_id, len(dropped), "; ".join(dropped))
     truth = timings.pop("truth", [])
@@ -744,7 +754,7 @@ def _preprocess_multiview(ref: Any, config: PreprocessConfig, staging_dir: Path)
             counts["segments"] += 1
             segment += 1
         if counts["segments"] == 0:
-            raise ScanReadError(f"{ref.path}: no usable segment: " + "; ".join(dropped))
+            raise NoUsableSegmentError(f"{ref.path}: no usable segment: " + "; ".join(dropped), tuple(rows))
     return VideoReport(dataset=ref.dataset, subject_id=ref.video_id, status="ok", error="; ".join(dropped),
                        frames=counts["frames"], segments=counts["segments"], dropped=len(dropped), segment_rows=tuple(rows),
                        missing_fraction=0.0, **timings)

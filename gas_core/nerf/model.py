@@ -112,7 +112,7 @@ class NeRFModelConfig(PaperDefaults):
     chunk_rays: int = 16384
     use_bf16: bool = True
     body_prior_density: float = 200.0
-    body_prior_margin: float = 0.01
+    body_prior_margin: float = 0.0
     body_prior_softness: float = 0.005
 
     def __post_init__(self) -> None:
@@ -342,7 +342,7 @@ class GeneralizableHumanNeRF(ModelMixin, ConfigMixin):
                  window_depth: float = 0.3, surface_crossings: int = 2, canonical_margin: float = 0.1,
                  density_scale: float = 50.0, density_bias: float = -1.0, visibility_resolution: int = 64,
                  occlusion_tolerance: float = 0.03, chunk_rays: int = 16384, use_bf16: bool = True,
-                 body_prior_density: float = 200.0, body_prior_margin: float = 0.01,
+                 body_prior_density: float = 200.0, body_prior_margin: float = 0.0,
                  body_prior_softness: float = 0.005) -> None:
         super().__init__()
         settings = NeRFModelConfig(**{f.name: value for f, value in zip(fields(NeRFModelConfig), (

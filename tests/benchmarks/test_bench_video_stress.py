@@ -32,7 +32,8 @@ def test_broken_segments_are_counted_packed_or_rejected(bench):
     assert [s.broken for s in scores[:4]] == [False, True, True, False]
     summary = bench.summary(scores)
     assert summary["segments"] == 5 and summary["broken_packed"] == 1
-    assert summary["broken_rejected"] == 2  # the rejected switch and the dropped segment
+    assert summary["broken_rejected"] == 1  # the rejected switch
+    assert summary["unscored_rejected"] == 1  # the segment turned down before a fit: counted apart
     assert summary["healthy_rejected"] == pytest.approx(50.0)
     assert summary["worst_iou"] == pytest.approx(0.3)
     assert summary["identity_kept"] == pytest.approx(100 * 3.5 / 4)

@@ -19,7 +19,7 @@ from gas_core.videoio import write_mp4
 from pipelines.datasets.errors import ScanReadError
 from pipelines.datasets.tiktok import VideoRef
 from pipelines.preprocess import load_preprocess_config, pack_staged_subjects
-from pipelines.preprocess_video import SegmentCrop, plan_videos, preprocess_video, square_crop
+from pipelines.preprocess_video import NoUsableSegmentError, SegmentCrop, plan_videos, preprocess_video, square_crop
 from pipelines.synth_video import read_video_groundtruth
 from shards.manifest import load_manifest
 from shards.reader import iter_shard_samples, resolve_shard_urls
@@ -120,9 +120,12 @@ def test_two_similar_people_drop_the_segment_and_fail_the_video(tmp_path, synthe
     pairs = [np.concatenate([frame, frame], axis=1) for frame in frames]  # the same dancer twice, side by side
     write_mp4(pairs, root / "pair.mp4", fps=30.0)
     ref = VideoRef(dataset="tiktok", subject_id="pair", path=root / "pair.mp4", kind="file")
-    with pytest.raises(ScanReadError, match="several_people"):
+    with pytest.raises(ScanReadError, match="several_people") as caught:
         preprocess_video(ref, tiny_config("video.keypoints.noise_px=0"), tmp_path / "staging")
     assert not any((tmp_path / "staging").glob("tiktok__pair*"))
+    # the error carries every segment's row, so a caller can count and explain what was rejected
+    assert isinstance(caught.value, NoUsableSegmentError) and caught.value.segment_rows
+    assert all(row["status"] == "rejected" and row["reason"] for row in caught.value.segment_rows)
 
 
 def test_multiview_capture_keeps_the_dataset_cameras_and_smpl(tmp_path, synthetic_mvhumannet_root):
