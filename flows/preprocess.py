@@ -37,6 +37,7 @@ from pipelines.preprocess import (
     table_value,
 )
 from pipelines.cluster import check_dask_scheduler, check_out_dir
+from shards.remote import Folder
 from pipelines.preprocess_video import VideoReport, is_video_dataset, plan_videos, preprocess_video
 
 
@@ -110,7 +111,7 @@ def preprocess(
         check_dask_scheduler(dask_address)
     check_out_dir(out_dir)
     if is_video_dataset(dataset):
-        if "://" in str(out_dir) and not str(out_dir).startswith("file://"):
+        if not Folder(out_dir).local:
             raise ValueError(f"out_dir {out_dir}: video datasets stage on a local or shared disk; "
                              "write their shards to a folder there and copy them to object storage")
         if dask_address:

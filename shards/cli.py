@@ -48,7 +48,7 @@ class _Source:
 
     label: str
     urls: list[str]
-    directory: str | None = None
+    folder: remote.Folder | None = None
     manifest: Manifest | None = None
     whole_folder: bool = False
 
@@ -79,11 +79,6 @@ def _basename(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1]
 
 
-def _dirname(url: str) -> str:
-    text = url.rstrip("/")
-    return text.rsplit("/", 1)[0] if "/" in text else "."
-
-
 def _human(size: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":
@@ -97,17 +92,14 @@ def _collect_sources(paths: Sequence[str]) -> list[_Source]:
     sources = []
     for path in paths:
         text = (path[: -len(MANIFEST_NAME)].rstrip("/") or ".") if path.endswith(MANIFEST_NAME) else path
-        fs, inner = remote.filesystem(text)
-        is_folder = not any(c in text for c in "*?[{") and fs.isdir(inner)
-        if is_folder:
-            manifest = load_manifest(text)
-            sources.append(_Source(path, resolve_shard_urls(text), text, manifest, whole_folder=True))
+        folder = remote.Folder(text)
+        if not any(c in text for c in "*?[{") and folder.isdir():
+            sources.append(_Source(path, resolve_shard_urls(text), folder, load_manifest(folder), whole_folder=True))
             continue
         urls = resolve_shard_urls(text)
-        folders = {_dirname(url) for url in urls}
-        directory = folders.pop() if len(folders) == 1 else None
-        manifest = load_manifest(directory) if directory is not None else None
-        sources.append(_Source(path, urls, directory, manifest))
+        folders = {parent.location: parent for parent, _ in map(remote.split_location, urls)}
+        parent = folders.popitem()[1] if len(folders) == 1 else None
+        sources.append(_Source(path, urls, parent, load_manifest(parent) if parent is not None else None))
     return sources
 
 
@@ -136,8 +128,8 @@ def _n_views(raw: dict[str, Any], where: str) -> int | str:
 
 
 def _scan_shard(url: str) -> _ShardScan:
-    fs, inner = remote.filesystem(url)
-    scan = _ShardScan(url, int(fs.size(inner)))
+    folder, name = remote.split_location(url)
+    scan = _ShardScan(url, folder.size(name))
     for raw in iter_shard_samples(url):
         key = raw["__key__"]
         scan.keys.append(key)
@@ -327,10 +319,9 @@ def _cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _sha256_of(url: str) -> str:
-    fs, inner = remote.filesystem(url)
+def _sha256_of(folder: remote.Folder, name: str) -> str:
     digest = hashlib.sha256()
-    with fs.open(inner, "rb") as stream:
+    with folder.open(name, "rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -348,31 +339,31 @@ def _cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
     for source in _collect_sources(args.paths):
         manifest = source.manifest
         listed = {entry.file: entry for entry in manifest.shards} if manifest else {}
-        if source.directory is not None and source.whole_folder:
-            fs, inner = remote.filesystem(source.directory)
-            present = {_basename(p) for p in fs.ls(inner, detail=False)}
+        if source.folder is not None and source.whole_folder:
+            folder = source.folder
+            present = set(folder.list())
             for name in sorted(present):
                 if name.endswith(TMP_SUFFIX):
-                    out.write(f"WARN {remote.join_url(source.directory, name)}: temporary file of an unfinished write\n")
+                    out.write(f"WARN {folder.join(name)}: temporary file of an unfinished write\n")
                 elif name.endswith(".tar") and manifest is not None and name not in listed:
-                    bad(remote.join_url(source.directory, name), f"shard is not listed in {MANIFEST_NAME}")
+                    bad(folder.join(name), f"shard is not listed in {MANIFEST_NAME}")
             for name in sorted(set(listed) - present):
-                bad(remote.join_url(source.directory, name), f"listed in {MANIFEST_NAME} but missing")
+                bad(folder.join(name), f"listed in {MANIFEST_NAME} but missing")
         for url in tqdm(source.urls, desc="verifying shards", disable=None):
-            entry = listed.get(_basename(url))
-            fs, inner = remote.filesystem(url)
-            if not fs.exists(inner):
+            folder, name = remote.split_location(url)
+            entry = listed.get(name)
+            if not folder.exists(name):
                 if entry is None:
                     bad(url, "shard does not exist")
                 continue
             n_shards += 1
             shard_ok = True
             if entry is not None:
-                size = int(fs.size(inner))
+                size = folder.size(name)
                 if size != entry.size_bytes:
                     bad(url, f"size {size} bytes, manifest says {entry.size_bytes} (truncated or rewritten)")
                     shard_ok = False
-                elif _sha256_of(url) != entry.sha256:
+                elif _sha256_of(folder, name) != entry.sha256:
                     bad(url, "sha256 differs from the manifest (corrupt or rewritten)")
                     shard_ok = False
             keys: list[str] = []

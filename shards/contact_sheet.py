@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
 from shards.reader import iter_shard_samples, resolve_shard_urls
-from shards.remote import join_url, write_bytes_atomic
+from shards.remote import Folder, write_bytes_atomic
 from shards.schema import SampleSchema, read_schema_tag, schema_for
 
 __all__ = ["make_contact_sheet", "save_png_atomic", "write_contact_sheets"]
@@ -110,6 +110,7 @@ def write_contact_sheets(
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1 or None, got {limit}")
     written: list[str] = []
+    folder = Folder(out_dir)
     for url in tqdm(resolve_shard_urls(source), desc="contact sheets", disable=None):
         for raw in iter_shard_samples(url):
             if limit is not None and len(written) >= limit:
@@ -120,5 +121,5 @@ def write_contact_sheets(
             schema = schema_for(name, version, where=where)
             values = schema.decode_members(raw, where=where)
             sheet = make_contact_sheet(schema, values, title=f"{key}  ({name} v{version})", tile=tile)
-            written.append(save_png_atomic(sheet, join_url(out_dir, f"{key}.png")))
+            written.append(save_png_atomic(sheet, folder.join(f"{key}.png")))
     return written

@@ -21,7 +21,6 @@ A truncated or corrupt shard raises :class:`ShardReadError` naming the shard, or
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import tarfile
@@ -105,10 +104,10 @@ def iter_shard_stream(stream: IO[bytes], url: str) -> Iterator[dict[str, Any]]:
 def iter_shard_samples(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     """Raw samples (``{"__key__", "__url__", suffix: bytes}``) of one shard, local path or fsspec URL."""
     location = os.fspath(path)
-    fs, inner = remote.filesystem(location)
     try:
-        stream = fs.open(inner, "rb")
-    except (FileNotFoundError, OSError) as exc:
+        folder, name = remote.split_location(location)
+        stream = folder.open(name, "rb")
+    except (OSError, ValueError) as exc:
         raise ShardReadError(f"{location}: cannot open shard ({exc})") from exc
     with stream:
         yield from iter_shard_stream(stream, location)
@@ -143,18 +142,15 @@ def resolve_shard_urls(source: str | os.PathLike[str] | Sequence[str | os.PathLi
         if "{" in text:
             urls = list(webdataset.shardlists.expand_urls(text))
         elif _has_glob(text):
-            fs, inner = remote.filesystem(text)
-            matches = sorted(fs.glob(inner)) if remote.is_remote(text) else sorted(glob.glob(text))
-            urls = [fs.unstrip_protocol(m) if remote.is_remote(text) else m for m in matches]
+            urls = remote.glob_locations(text)
         else:
-            fs, inner = remote.filesystem(text)
-            if fs.isdir(inner):
-                manifest = load_manifest(text)
+            folder = remote.Folder(text)
+            if folder.isdir():
+                manifest = load_manifest(folder)
                 if manifest is not None:
-                    urls = [remote.join_url(text, entry.file) for entry in manifest.shards]
+                    urls = [folder.join(entry.file) for entry in manifest.shards]
                 else:
-                    names = sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(inner, detail=False))
-                    urls = [remote.join_url(text, name) for name in names if name.endswith(".tar")]
+                    urls = [folder.join(name) for name in folder.list(dirs=False) if name.endswith(".tar")]
             else:
                 urls = [text]
     else:

@@ -35,7 +35,8 @@ from fsspec.implementations.local import LocalFileSystem
 # ``webdataset.gopen`` is both a submodule and (re-exported) a function; the table lives in the module.
 _gopen_module = importlib.import_module("webdataset.gopen")
 
-__all__ = ["REMOTE_SCHEMES", "Folder", "StorageError", "as_folder", "describe_storage_error", "filesystem", "is_remote", "join_url", "open_with_fsspec", "register_remote_opener"]
+__all__ = ["REMOTE_SCHEMES", "Folder", "StorageError", "as_folder", "describe_storage_error", "filesystem", "glob_locations",
+           "is_remote", "join_url", "open_with_fsspec", "register_remote_opener", "split_location"]
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +166,13 @@ class Folder:
             if entry_name and str(entry["name"]).rstrip("/") != target.rstrip("/"):
                 names.append(entry_name)
         return sorted(set(names))
+
+    def glob(self, pattern: str) -> list[str]:
+        """Sorted names (relative to this folder, ``/`` separators) that match ``pattern`` (``*.tar``,
+        ``*/shards-*.tar``); read fresh. [] when nothing matches."""
+        self._fresh()
+        names = (posixpath.relpath(str(match), self.root) for match in self.fs.glob(self.path(pattern)))
+        return sorted(name for name in names if not name.startswith(".."))
 
     def size(self, name: str) -> int:
         return int(self.fs.size(self._fresh(name)))
@@ -359,13 +367,36 @@ def describe_storage_error(error: BaseException) -> str:
     return text
 
 
+def split_location(location: str | os.PathLike[str]) -> tuple[Folder, str]:
+    """The folder holding the file ``location`` (local path or URL) and the file's name in it."""
+    text = os.fspath(location)
+    parent, name = posixpath.split(text) if is_remote(text) else os.path.split(text)
+    if not name:
+        raise ValueError(f"location must name a file, got {text!r}")
+    return Folder(parent or "."), name
+
+
+def glob_locations(pattern: str | os.PathLike[str]) -> list[str]:
+    """Sorted locations (local paths or URLs, in the form of ``pattern``) matching a glob pattern
+    (``*``, ``?``, ``[...]``), e.g. ``s3://bucket/clips/clips-*.tar`` or ``data/shards/*/subjects-*.tar``."""
+    text = os.fspath(pattern)
+    wild = [text.index(char) for char in "*?[" if char in text]
+    if not wild:
+        raise ValueError(f"pattern must hold a glob character (*, ? or [), got {text!r}")
+    head = text[: min(wild)]
+    cut = max(head.rfind("/"), head.rfind(os.sep))
+    if cut < 0:  # a pattern relative to the working directory: names as they are
+        return Folder(".").glob(text)
+    folder = Folder(text[:cut] or text[:1])
+    return [folder.join(*name.split("/")) for name in folder.glob(text[cut + 1:])]
+
+
 def write_bytes_atomic(location: str | os.PathLike[str], data: bytes) -> str:
     """Write ``data`` to a local path or fsspec URL through a temporary name, then rename; returns the location.
 
     Parent folders are created. Local files are fsynced before the rename, so a reader never sees a
     partial file, even after a crash.
     """
-    location = os.fspath(location)
-    parent, name = posixpath.split(location) if is_remote(location) else os.path.split(location)
-    Folder(parent or ".").write_atomic(name, data)
-    return location
+    folder, name = split_location(location)
+    folder.write_atomic(name, data)
+    return os.fspath(location)

@@ -64,6 +64,24 @@ def test_sources_resolve_the_same_shards(shard_folder):
         resolve_shard_urls(str(shard_folder / "nothing-*.tar"))
 
 
+def test_sources_resolve_alike_on_an_fsspec_url_and_relative_to_the_working_directory(shard_folder, monkeypatch):
+    import fsspec
+
+    url = f"memory://reader-{shard_folder.name}/subjects"
+    fs, root = fsspec.core.url_to_fs(url)
+    for index in range(3):
+        fs.put_file(str(shard_folder / f"subjects-00000{index}.tar"), f"{root}/subjects-00000{index}.tar")
+    expected = [f"{url}/subjects-00000{i}.tar" for i in range(3)]
+    assert resolve_shard_urls(url) == expected  # no manifest: the folder's .tar files
+    assert resolve_shard_urls(f"{url}/*.tar") == expected
+    assert resolve_shard_urls(f"memory://reader-{shard_folder.name}/*/subjects-00000[01].tar") == expected[:2]
+    fs.put_file(str(shard_folder / "manifest.json"), f"{root}/manifest.json")
+    assert resolve_shard_urls(url) == expected  # from the manifest
+    monkeypatch.chdir(shard_folder)
+    assert resolve_shard_urls("*.tar") == [f"subjects-00000{i}.tar" for i in range(3)]
+    assert [raw["__key__"] for raw in iter_shard_samples(expected[0])] == ALL_KEYS[:2]
+
+
 def test_shuffle_permutes_and_is_seeded(shard_folder):
     def keys(seed: int) -> list[str]:
         return [s["__key__"] for s in make_subject_pipeline(shard_folder, shuffle=8, seed=seed)]
