@@ -73,38 +73,88 @@ def bench_dask(raw: Path, work: Path, subjects: int) -> list[list[object]]:
     return rows
 
 
-def bench_streaming(work: Path, n_shards: int) -> list[list[object]]:
-    from shards.reader import iter_shard_samples, resolve_shard_urls
+class _MotoProcess:
+    """moto's S3 server in its own process (as a real server would be: its CPU is not this process's)."""
+
+    def __init__(self) -> None:
+        import subprocess
+
+        from tests.s3 import S3Server, free_port
+
+        self.server = S3Server(free_port())
+        self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.server.port)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._saved = {name: os.environ.get(name) for name in self.server.env}
+        os.environ.update(self.server.env)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.bucket = self.server.create_bucket()
+                break
+            except Exception:  # noqa: BLE001 - not listening yet
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        from tests.s3 import reset_s3_clients
+
+        self.process.terminate()
+        self.process.wait(timeout=20)
+        for name, value in self._saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        reset_s3_clients()
+
+
+def bench_streaming(work: Path, n_shards: int, server_kind: str, repeats: int) -> list[list[object]]:
+    """Raw samples of every shard, read the pipeline's way (``iter_shards``, one shard read ahead) and
+    one shard at a time with no read-ahead (``iter_shard_samples``); local and S3 runs interleaved,
+    ``repeats`` times, median rate reported."""
+    import statistics
+
+    from shards.reader import iter_shard_samples, iter_shards, resolve_shard_urls
     from shards.schema import CLIP_SCHEMA, SUBJECT_SCHEMA
     from shards.writer import ShardWriter
     from tests.s3 import S3Server
     from tests.shards.samples import make_clip, make_subject
 
-    server = S3Server().start()
-    bucket = server.create_bucket()
+    if server_kind == "process":
+        server = _MotoProcess()
+        bucket = server.bucket
+    else:
+        server = S3Server().start()
+        bucket = server.create_bucket()
+    readers = {"read-ahead": lambda urls: iter_shards(urls, prefetch=1),
+               "one at a time": lambda urls: (raw for url in urls for raw in iter_shard_samples(url))}
     rows = []
     try:
         for kind, schema, make in (("subject", SUBJECT_SCHEMA, lambda i: make_subject(f"s{i}", n_views=8, size=256, seed=i)),
                                    ("clip", CLIP_SCHEMA, lambda i: make_clip(f"s{i}", n_frames=8, size=256, seed=i))):
             samples = [make(i) for i in range(4 * n_shards)]
-            rates = {}
-            for where, folder in (("local", str(work / f"{kind}s")), ("s3", f"{bucket}/{kind}s")):
+            folders = {"local": str(work / f"{kind}s"), "s3": f"{bucket}/{kind}s"}
+            for folder in folders.values():
                 with ShardWriter(folder, f"{kind}s", schema, max_count=4) as writer:
                     for sample in samples:
                         writer.write(sample)
-                urls = resolve_shard_urls(folder)
-                start = time.perf_counter()
+            for reader_name, reader in readers.items():
+                rates: dict[str, list[float]] = {"local": [], "s3": []}
                 size = 0
-                for url in urls:
-                    for raw in iter_shard_samples(url):
-                        size += sum(len(v) for k, v in raw.items() if not k.startswith("__"))
-                seconds = time.perf_counter() - start
-                rates[where] = size / 1e6 / seconds
-                rows.append([kind, where, len(urls), round(size / 1e6, 1), round(seconds, 2), round(rates[where], 1), ""])
-            rows[-1][-1] = f"{rates['s3'] / rates['local']:.2f}x"
+                for _ in range(repeats):
+                    for where, folder in folders.items():
+                        urls = resolve_shard_urls(folder)
+                        start = time.perf_counter()
+                        size = sum(len(v) for raw in reader(urls) for k, v in raw.items() if not k.startswith("__"))
+                        rates[where].append(size / 1e6 / (time.perf_counter() - start))
+                local, s3 = statistics.median(rates["local"]), statistics.median(rates["s3"])
+                rows.append([kind, reader_name, n_shards, round(size / 1e6, 1), round(local, 1), round(s3, 1),
+                             f"{s3 / local:.2f}x"])
     finally:
         server.stop()
-        server.restore_env()
+        if server_kind != "process":
+            server.restore_env()
     return rows
 
 
@@ -138,6 +188,9 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--skip-dask", action="store_true")
     parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--s3-server", choices=["thread", "process"], default="thread",
+                        help="moto in a thread of this process (its CPU time counts here) or in its own process")
+    parser.add_argument("--repeats", type=int, default=3, help="streaming passes per storage (median reported)")
     args = parser.parse_args()
     os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
     from prefect.testing.utilities import prefect_test_harness
@@ -147,8 +200,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as temp, prefect_test_harness(server_startup_timeout=180):
         work = Path(temp)
         print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-        table("Shard streaming, S3 (moto) vs local disk", ["kind", "storage", "shards", "MB", "s", "MB/s", "S3/local"],
-              bench_streaming(work, args.shards))
+        table(f"Shard streaming, S3 (moto, {args.s3_server}) vs local disk, median of {args.repeats}",
+              ["kind", "reader", "shards", "MB", "local MB/s", "S3 MB/s", "S3/local"],
+              bench_streaming(work, args.shards, args.s3_server, args.repeats))
         if not (args.skip_dask and args.skip_overhead):
             raw = work / "raw"
             synthesize_dataset("thuman", raw, num_subjects=args.subjects, seed=7, texture_size=128)

@@ -7,8 +7,9 @@
 1. shard list: every shard once per epoch (optionally shuffled the same way on every rank and
    worker, then split by rank and by DataLoader worker), or with ``resampled=True`` an endless
    stream of shards drawn with replacement, seeded per rank and worker;
-2. tar reading (:func:`iter_shard_stream`), through ``webdataset.gopen`` so that remote URLs use the
-   fsspec opener registered in :mod:`shards.remote`;
+2. tar reading (:func:`iter_shards`): each shard is read through the storage seam
+   (:class:`shards.remote.Folder`, local paths and fsspec URLs alike) by a background thread in
+   large chunks, and the next shard starts reading while the current one is parsed (``prefetch``);
 3. an optional sample shuffle buffer;
 4. schema check and decoding (unknown schema versions are refused, naming shard and sample);
 5. ``with_epoch(epoch_length)``: a fixed number of samples **per worker** (per DataLoader worker
@@ -21,10 +22,14 @@ A truncated or corrupt shard raises :class:`ShardReadError` naming the shard, or
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
+import queue
 import tarfile
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import IO, Any, TypedDict, Unpack
 
 import numpy as np
@@ -44,8 +49,10 @@ __all__ = [
     "SubjectPipeline",
     "SubjectTensorDecoder",
     "clip_to_tensors",
+    "ReadAheadShard",
     "iter_shard_samples",
     "iter_shard_stream",
+    "iter_shards",
     "make_clip_pipeline",
     "make_subject_pipeline",
     "read_sample",
@@ -111,6 +118,150 @@ def iter_shard_samples(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]
         raise ShardReadError(f"{location}: cannot open shard ({exc})") from exc
     with stream:
         yield from iter_shard_stream(stream, location)
+
+
+#: Bytes per request when shards are read ahead (:class:`ReadAheadShard`), and chunks kept ahead of the reader.
+READ_AHEAD_CHUNK_BYTES = 8 << 20
+READ_AHEAD_CHUNKS = 4
+
+
+class ReadAheadShard(io.RawIOBase):
+    """One shard (local path or URL) read by a background thread, ahead of its reader.
+
+    The thread starts at once and reads ``chunk_bytes`` at a time (one request each on object
+    storage), keeping at most ``ahead_chunks`` chunks that the reader has not taken yet, so memory
+    stays bounded (about ``(ahead_chunks + 2) * chunk_bytes``) whatever the shard's size. Reading
+    waits for the next chunk; an error of the thread (the shard cannot be opened or read) is raised
+    by the read that reaches it. :meth:`close` stops the thread. Wrap it in ``io.BufferedReader``
+    for small reads (:func:`iter_shards` does).
+    """
+
+    _END = object()
+
+    def __init__(self, location: str | os.PathLike[str], *, chunk_bytes: int = READ_AHEAD_CHUNK_BYTES,
+                 ahead_chunks: int = READ_AHEAD_CHUNKS) -> None:
+        super().__init__()
+        if chunk_bytes < 1:
+            raise ValueError(f"chunk_bytes must be >= 1, got {chunk_bytes}")
+        if ahead_chunks < 1:
+            raise ValueError(f"ahead_chunks must be >= 1, got {ahead_chunks}")
+        self.location = os.fspath(location)
+        self._chunk_bytes = chunk_bytes
+        self._chunks: queue.Queue[Any] = queue.Queue(maxsize=ahead_chunks)
+        self._stop = threading.Event()
+        self._current = memoryview(b"")
+        self._ended = False
+        self._thread = threading.Thread(target=self._fetch, name=f"read-ahead {self.location}", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._chunks.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _fetch(self) -> None:
+        try:
+            folder, name = remote.split_location(self.location)
+            stream = folder.open(name, "rb", block_size=self._chunk_bytes)
+        except Exception as error:  # noqa: BLE001 - handed to the reader, which raises it naming the shard
+            self._put(ShardReadError(f"{self.location}: cannot open shard ({type(error).__name__}: {error})"))
+            return
+        try:
+            with stream:
+                while not self._stop.is_set():
+                    data = stream.read(self._chunk_bytes)
+                    if not data:
+                        break
+                    if not self._put(data):
+                        return
+        except Exception as error:  # noqa: BLE001
+            self._put(ShardReadError(f"{self.location}: reading failed ({type(error).__name__}: {error})"))
+            return
+        self._put(self._END)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.closed:
+            raise ValueError(f"{self.location}: read from a closed shard")
+        target = memoryview(buffer).cast("B")
+        while not self._current and not self._ended:
+            item = self._chunks.get()
+            if item is self._END:
+                self._ended = True
+            elif isinstance(item, BaseException):
+                self._ended = True
+                raise item
+            else:
+                self._current = memoryview(item)
+        count = min(len(target), len(self._current))
+        target[:count] = self._current[:count]
+        self._current = self._current[count:]
+        return count
+
+    def close(self) -> None:
+        if not self.closed:
+            self._stop.set()
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self._chunks.get_nowait()
+            self._current = memoryview(b"")
+        super().close()
+
+
+#: Buffer of the reader in front of a :class:`ReadAheadShard` (tar headers are read 512 bytes at a time).
+_READ_BUFFER_BYTES = 1 << 20
+
+
+def _open_ahead(location: str) -> IO[bytes]:
+    return io.BufferedReader(ReadAheadShard(location), buffer_size=_READ_BUFFER_BYTES)
+
+
+def iter_shards(locations: Iterable[str | Mapping[str, Any]], *, prefetch: int = 1,
+                skip_corrupt: bool = False) -> Iterator[dict[str, Any]]:
+    """Raw samples (``{"__key__", "__url__", suffix: bytes}``) of several shards in turn, reading ahead.
+
+    Each shard is read by a :class:`ReadAheadShard` (a background thread), and the next ``prefetch``
+    shards start reading while the current one is being parsed and consumed, so request latency and
+    transfer overlap the work on the samples. ``locations`` are shard paths / URLs, or webdataset's
+    ``{"url": ...}`` items; they are taken from the iterable only as the read-ahead needs them (an
+    endless resampled stream is fine). ``prefetch=0`` reads one shard at a time (still in chunks).
+
+    Raises :class:`ShardReadError` naming the shard when one cannot be opened or is truncated or
+    corrupt; with ``skip_corrupt=True`` that shard is skipped with a warning instead (samples read
+    before the damage are kept).
+    """
+    if prefetch < 0:
+        raise ValueError(f"prefetch must be >= 0, got {prefetch}")
+    pending: list[tuple[str, IO[bytes]]] = []
+    source = iter(locations)
+    try:
+        while True:
+            while len(pending) <= prefetch:
+                item = next(source, None)
+                if item is None:
+                    break
+                location = os.fspath(item["url"] if isinstance(item, Mapping) else item)
+                pending.append((location, _open_ahead(location)))
+            if not pending:
+                return
+            location, stream = pending.pop(0)
+            try:
+                yield from iter_shard_stream(stream, location)
+            except ShardReadError as error:
+                if not skip_corrupt:
+                    raise
+                logger.warning("skipping rest of shard: %s", error)
+            finally:
+                stream.close()
+    finally:
+        for _, stream in pending:
+            stream.close()
 
 
 def read_sample(paths: Sequence[str], key: str) -> dict[str, Any]:
@@ -314,30 +465,14 @@ def _drop_none(source: Iterator[Any]) -> Iterator[Any]:
 
 
 class _ExpandShards:
-    """Pipeline stage: ``{"url": ...}`` items -> raw samples, via ``webdataset.gopen`` (remote-aware)."""
+    """Pipeline stage: ``{"url": ...}`` items -> raw samples, read ahead by :func:`iter_shards` (picklable)."""
 
-    def __init__(self, skip_corrupt: bool) -> None:
+    def __init__(self, skip_corrupt: bool, prefetch: int) -> None:
         self.skip_corrupt = skip_corrupt
+        self.prefetch = prefetch
 
     def __call__(self, source: Iterator[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
-        for item in source:
-            url = item["url"]
-            try:
-                stream = webdataset.gopen(url, "rb")
-            except Exception as exc:  # noqa: BLE001 - any opener failure is reported with the URL
-                error = ShardReadError(f"{url}: cannot open shard ({type(exc).__name__}: {exc})")
-                if not self.skip_corrupt:
-                    raise error from exc
-                logger.warning("skipping shard: %s", error)
-                continue
-            try:
-                yield from iter_shard_stream(stream, url)
-            except ShardReadError as exc:
-                if not self.skip_corrupt:
-                    raise
-                logger.warning("skipping rest of shard: %s", exc)
-            finally:
-                stream.close()
+        return iter_shards(source, prefetch=self.prefetch, skip_corrupt=self.skip_corrupt)
 
 
 class SamplePipeline(webdataset.DataPipeline):
@@ -371,6 +506,7 @@ class StreamOptions(TypedDict, total=False):
     split_by_worker: bool
     seed: int
     skip_corrupt: bool
+    prefetch: int
 
 
 def make_subject_pipeline(
@@ -399,6 +535,8 @@ def make_subject_pipeline(
             - ``seed`` (0): seed of the shard order / resampling and of the shuffle buffer.
             - ``skip_corrupt`` (False): warn and skip unreadable shards instead of raising
               :class:`ShardReadError`.
+            - ``prefetch`` (1): shards read ahead (background threads) while one is being decoded;
+              0 reads one at a time (see :func:`iter_shards`).
 
     Every sample's schema tag is checked; an unknown name or version raises
     :class:`shards.schema.SchemaVersionError` naming shard and sample.
@@ -433,6 +571,7 @@ def _make_pipeline(
     split_by_worker: bool = True,
     seed: int = 0,
     skip_corrupt: bool = False,
+    prefetch: int = 1,
 ) -> SamplePipeline:
     """The pipeline of :func:`make_subject_pipeline` / :func:`make_clip_pipeline`: shards -> ``decoder`` -> samples.
 
@@ -442,6 +581,8 @@ def _make_pipeline(
         raise ValueError(f"shuffle must be >= 0, got {shuffle}")
     if epoch_length is not None and epoch_length < 1:
         raise ValueError(f"epoch_length must be >= 1 or None, got {epoch_length}")
+    if prefetch < 0:
+        raise ValueError(f"prefetch must be >= 0, got {prefetch}")
     urls = resolve_shard_urls(urls_or_manifest)
     remote.register_remote_opener()
     stages: list[Any] = []
@@ -455,7 +596,7 @@ def _make_pipeline(
             stages.append(webdataset.split_by_node)
         if split_by_worker:
             stages.append(webdataset.split_by_worker)
-    stages.append(_ExpandShards(skip_corrupt))
+    stages.append(_ExpandShards(skip_corrupt, prefetch))
     if shuffle > 0:
         stages.append(webdataset.detshuffle(bufsize=shuffle, initial=min(shuffle, 64), seed=seed + 1))
     stages.append(webdataset.map(decoder))

@@ -194,11 +194,17 @@ class Folder:
         if self.local:
             self.fs.makedirs(self.path(name) if name else self.root, exist_ok=True)
 
-    def open(self, name: str, mode: str = "rb") -> IO[bytes]:
+    def open(self, name: str, mode: str = "rb", *, block_size: int | None = None) -> IO[bytes]:
+        """Open ``name``; ``block_size`` (bytes, reading only): the size of each request to object
+        storage (fsspec's default when None; ignored on a local disk)."""
         if mode not in ("rb", "wb", "xb"):
             raise ValueError(f"mode must be 'rb', 'wb' or 'xb', got {mode!r}")
+        if block_size is not None and block_size < 1:
+            raise ValueError(f"block_size must be >= 1 byte or None, got {block_size}")
         if mode != "rb" and self.local:
             os.makedirs(os.path.dirname(self.path(name)) or ".", exist_ok=True)
+        if block_size is not None and mode == "rb":
+            return self.fs.open(self.path(name), mode, block_size=block_size)
         return self.fs.open(self.path(name), mode)
 
     def read_bytes(self, name: str) -> bytes:

@@ -13,7 +13,14 @@ import pytest
 import torch
 import webdataset
 
-from shards.reader import ShardReadError, iter_shard_samples, make_subject_pipeline, resolve_shard_urls
+from shards.reader import (
+    ReadAheadShard,
+    ShardReadError,
+    iter_shard_samples,
+    iter_shards,
+    make_subject_pipeline,
+    resolve_shard_urls,
+)
 from shards.schema import SchemaVersionError, SubjectSample, encode
 from shards.writer import ShardWriter
 from tests.shards.samples import make_subject
@@ -152,11 +159,44 @@ def test_truncated_shard_raises_or_is_skipped(shard_folder, caplog):
     assert any("subjects-000001.tar" in record.getMessage() for record in caplog.records)
 
 
+def test_read_ahead_gives_the_same_samples_in_order_and_names_a_missing_shard(shard_folder, caplog):
+    urls = resolve_shard_urls(shard_folder)
+    plain = [raw for url in urls for raw in iter_shard_samples(url)]
+    for prefetch in (0, 1, 2):
+        assert list(iter_shards(urls, prefetch=prefetch)) == plain
+    chunked = ReadAheadShard(urls[0], chunk_bytes=1000, ahead_chunks=2)  # many chunks, a partial last one
+    with chunked:
+        assert chunked.read() == Path(urls[0]).read_bytes()
+    missing = str(shard_folder / "subjects-000009.tar")
+    with pytest.raises(ShardReadError, match="subjects-000009.tar: cannot open shard"):
+        list(iter_shards([urls[0], missing, urls[1]]))
+    with caplog.at_level(logging.WARNING, logger="shards.reader"):
+        keys = [raw["__key__"] for raw in iter_shards([urls[0], missing, urls[1]], skip_corrupt=True)]
+    assert keys == ALL_KEYS[:4] and any("subjects-000009.tar" in r.getMessage() for r in caplog.records)
+
+
+def test_stopping_early_stops_the_read_ahead_threads(shard_folder):
+    import threading
+    import time
+
+    stream = iter_shards(resolve_shard_urls(shard_folder) * 20, prefetch=2)
+    next(stream)
+    stream.close()
+    deadline = time.monotonic() + 10
+    while any(t.name.startswith("read-ahead") for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(t.name.startswith("read-ahead") for t in threading.enumerate())
+
+
 def test_argument_checks(shard_folder):
     with pytest.raises(ValueError, match="shuffle"):
         make_subject_pipeline(shard_folder, shuffle=-1)
     with pytest.raises(ValueError, match="epoch_length"):
         make_subject_pipeline(shard_folder, epoch_length=0)
+    with pytest.raises(ValueError, match="prefetch"):
+        make_subject_pipeline(shard_folder, prefetch=-1)
+    with pytest.raises(ValueError, match="chunk_bytes"):
+        ReadAheadShard(shard_folder / "subjects-000000.tar", chunk_bytes=0)
 
 
 def test_set_epoch_changes_draws_reproducibly_across_dataloader_epochs(shard_folder):
