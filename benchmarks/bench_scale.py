@@ -3,17 +3,26 @@
 Run from the repository root (it starts its own moto S3 server and Dask processes on 127.0.0.1):
 
     GAS_CACHE_DIR=.cache PYOPENGL_PLATFORM=osmesa PYTHONPATH=. .venv/bin/python benchmarks/bench_scale.py
-        [--subjects N] [--shards N] [--skip-dask] [--skip-overhead]
+        [--subjects N] [--shards N] [--repeats N] [--s3-server thread|process] [--no-preload]
+        [--skip-dask] [--skip-overhead]
 
-Table 1, Dask: the ``preprocess`` flow on ``--subjects`` synthetic THuman2.1 subjects (a preset smaller
-than ``tiny``: 4 views of 96 px, short fits) through a Dask cluster of 1, then 2 single-thread workers;
-subjects/min over the flow's wall time (scheduler and workers already running; the workers' first
-subject includes their imports and GL set-up). Target: 2 workers >= 1.7x 1 worker on 2 idle cores.
+Table 1, streaming: ``--shards`` subject shards and clip shards (random 256 px samples) are written to a
+local folder and to a bucket of the moto S3 server, then read back whole as raw samples (bytes, no
+decoding), by the pipeline's reader (``iter_shards``: chunks of 8 MiB read by background threads, the
+next shard started while the current one is parsed) and by ``iter_shard_samples`` (one shard at a
+time, no read-ahead). Local and S3 passes alternate, ``--repeats`` times each; the table gives the
+median MB/s of shard bytes and the S3/local ratio. Target: S3 >= 0.8x local. The local reads come
+from the page cache. ``--s3-server thread`` (default) runs moto in a thread of this process, so its
+CPU time and its share of the GIL are charged to the reader; ``process`` runs it in its own process,
+as a real server would be.
 
-Table 2, streaming: ``--shards`` subject shards and clip shards (random 256 px samples) are written to a
-local folder and to a bucket of the moto S3 server, then read back whole with ``iter_shard_samples``
-(raw bytes, no decoding); MB/s of shard bytes and the S3/local ratio. Target: S3 >= 0.8x local. The
-local reads come from the page cache; moto runs in this process (its CPU time is charged here too).
+Table 2, Dask: the ``preprocess`` flow on ``--subjects`` synthetic THuman2.1 subjects (a preset smaller
+than ``tiny``: 4 views of 96 px, short fits) through a Dask cluster of 1, then 2 single-thread workers
+(started with ``--preload flows.dask_worker`` unless ``--no-preload``), twice on each cluster:
+``cold`` is the first run on fresh workers (each worker's first subject pays its first-call costs,
+and without preload its imports), ``warm`` the next run on the same workers (a long-lived cluster).
+Subjects/min over the flow's wall time (scheduler and workers already running). Target: 2 workers
+>= 1.7x 1 worker on 2 idle cores.
 
 Table 3, Prefect overhead: the same subjects through the steps called directly (plan, one
 ``preprocess_subject`` each, pack) and through the ``preprocess`` flow with one thread; the
@@ -53,24 +62,29 @@ def table(title: str, header: list[str], rows: list[list[object]]) -> None:
         print("  ".join(str(cell).rjust(width) for cell, width in zip(line, widths)))
 
 
-def bench_dask(raw: Path, work: Path, subjects: int) -> list[list[object]]:
+def bench_dask(raw: Path, work: Path, subjects: int, preload: bool) -> list[list[object]]:
+    """Two runs of the flow on each cluster: the first on fresh workers (cold), the second right after
+    on the same workers (warm: imports done, first-call costs paid)."""
     from flows.preprocess import preprocess
     from tests.dask_cluster import DaskCluster
 
     rows = []
     for workers in (1, 2):
-        out = work / f"dask{workers}"
-        with DaskCluster(workers) as cluster:
-            start = time.perf_counter()
-            state = preprocess(dataset="thuman", raw_root=str(raw), out_dir=str(out), config=quick_config(),
-                               dask_address=cluster.address, limit=subjects, return_state=True)
-            seconds = time.perf_counter() - start
-        if not state.is_completed():
-            raise RuntimeError(f"preprocess on {workers} worker(s) failed: {state.message}")
-        rows.append([workers, subjects, round(seconds, 1), round(60 * subjects / seconds, 2)])
-    rows[1].append(f"{rows[0][2] / rows[1][2]:.2f}x")
-    rows[0].append("1.00x")
-    return rows
+        seconds = {}
+        with DaskCluster(workers, preload=("flows.dask_worker",) if preload else ()) as cluster:
+            for run in ("cold", "warm"):
+                start = time.perf_counter()
+                state = preprocess(dataset="thuman", raw_root=str(raw), out_dir=str(work / f"dask{workers}-{run}"),
+                                   config=quick_config(), dask_address=cluster.address, limit=subjects, return_state=True)
+                seconds[run] = time.perf_counter() - start
+                if not state.is_completed():
+                    raise RuntimeError(f"preprocess on {workers} worker(s) failed: {state.message}")
+        rows.append([workers, subjects, round(seconds["cold"], 1), round(60 * subjects / seconds["cold"], 2),
+                     round(seconds["warm"], 1), round(60 * subjects / seconds["warm"], 2)])
+    for column in (2, 4):
+        rows[0].append("1.00x")
+        rows[1].append(f"{rows[0][column] / rows[1][column]:.2f}x")
+    return [row[:4] + [row[6]] + row[4:6] + [row[7]] for row in rows]
 
 
 class _MotoProcess:
@@ -188,6 +202,8 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--skip-dask", action="store_true")
     parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--no-preload", action="store_true",
+                        help="start the Dask workers without --preload flows.dask_worker (imports in the first subject)")
     parser.add_argument("--s3-server", choices=["thread", "process"], default="thread",
                         help="moto in a thread of this process (its CPU time counts here) or in its own process")
     parser.add_argument("--repeats", type=int, default=3, help="streaming passes per storage (median reported)")
@@ -207,8 +223,9 @@ def main() -> None:
             raw = work / "raw"
             synthesize_dataset("thuman", raw, num_subjects=args.subjects, seed=7, texture_size=128)
         if not args.skip_dask:
-            table("preprocess on Dask (quick preset)", ["workers", "subjects", "s", "subj/min", "speed-up"],
-                  bench_dask(raw, work, args.subjects))
+            table(f"preprocess on Dask (quick preset, workers {'without' if args.no_preload else 'with'} preload)",
+                  ["workers", "subjects", "cold s", "cold subj/min", "cold speed-up", "warm s", "warm subj/min",
+                   "warm speed-up"], bench_dask(raw, work, args.subjects, not args.no_preload))
         if not args.skip_overhead:
             table("Prefect flow overhead (quick preset, one thread)", ["subjects", "direct s", "flow s", "overhead s/subject"],
                   bench_overhead(raw, work, args.subjects))

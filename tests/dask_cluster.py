@@ -19,13 +19,18 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class DaskCluster:
-    """A scheduler and ``n_workers`` single-thread worker processes; use as a context manager."""
+    """A scheduler and ``n_workers`` single-thread worker processes; use as a context manager.
 
-    def __init__(self, n_workers: int = 2, log_dir: Path | None = None) -> None:
+    ``preload``: modules each worker imports before it joins (``dask worker --preload``), e.g.
+    ``("flows.dask_worker",)``; the workers count as started once they have joined.
+    """
+
+    def __init__(self, n_workers: int = 2, log_dir: Path | None = None, preload: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
         self.n_workers = n_workers
         self.log_dir = log_dir
+        self.preload = tuple(preload)
         self.scheduler: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
 
@@ -45,7 +50,8 @@ class DaskCluster:
         for index in range(self.n_workers):
             self.workers.append(self._spawn(
                 ["distributed.cli.dask_worker", self.address, "--nthreads", "1", "--nworkers", "1",
-                 "--name", f"w{index}", "--no-nanny", "--dashboard-address", ":0"], f"worker{index}"))
+                 "--name", f"w{index}", "--no-nanny", "--dashboard-address", ":0",
+                 *[arg for module in self.preload for arg in ("--preload", module)]], f"worker{index}"))
         self.wait_for_workers(self.n_workers)
         return self
 

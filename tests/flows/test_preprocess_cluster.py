@@ -42,7 +42,7 @@ def four_subjects(tmp_path, synthetic_thuman_root):
 @pytest.mark.slow
 def test_subjects_run_on_both_dask_workers_and_shards_go_to_s3(four_subjects, s3_bucket, tmp_path):
     out = f"{s3_bucket}/subjects"
-    with DaskCluster(2, log_dir=tmp_path) as cluster:
+    with DaskCluster(2, log_dir=tmp_path, preload=("flows.dask_worker",)) as cluster:
         state = preprocess(dataset="thuman", raw_root=str(four_subjects), out_dir=out, config=_quick_config(),
                            dask_address=cluster.address, return_state=True)
     assert state.is_completed(), state.message
