@@ -7,11 +7,14 @@ Run from the repository root (it starts its own moto S3 server and Dask processe
         [--skip-dask] [--skip-overhead]
 
 Table 1, streaming: ``--shards`` subject shards and clip shards (random 256 px samples) are written to a
-local folder and to a bucket of the moto S3 server, then read back whole as raw samples (bytes, no
-decoding), by the pipeline's reader (``iter_shards``: chunks of 8 MiB read by background threads, the
-next shard started while the current one is parsed) and by ``iter_shard_samples`` (one shard at a
-time, no read-ahead). Local and S3 passes alternate, ``--repeats`` times each; the table gives the
-median MB/s of shard bytes and the S3/local ratio. Target: S3 >= 0.8x local. The local reads come
+local folder and to a bucket of the moto S3 server, then read back whole: as raw samples (bytes, no
+decoding) by ``iter_shards`` (chunks of 8 MiB read by background threads, the next shard started
+while the current one is parsed) and by ``iter_shard_samples`` (one shard at a time, no read-ahead);
+and decoded (PNGs to arrays) by the training pipeline (``make_subject_pipeline`` /
+``make_clip_pipeline``, ``decode_to_tensors=False``) with ``prefetch=1`` and ``prefetch=0``. Rates
+are shard bytes (the manifest's sizes) per second. Local and S3 passes alternate, ``--repeats`` times each; the table gives the
+median MB/s of shard bytes, the S3/local ratio, and the CPU time of this process per MB (all its
+threads: a CPU-bound reader's rate on an idle machine is about 1000 / (CPU ms/MB)). Target: S3 >= 0.8x local. The local reads come
 from the page cache. ``--s3-server thread`` (default) runs moto in a thread of this process, so its
 CPU time and its share of the GIL are charged to the reader; ``process`` runs it in its own process,
 as a real server would be.
@@ -141,8 +144,18 @@ def bench_streaming(work: Path, n_shards: int, server_kind: str, repeats: int) -
     else:
         server = S3Server().start()
         bucket = server.create_bucket()
-    readers = {"read-ahead": lambda urls: iter_shards(urls, prefetch=1),
-               "one at a time": lambda urls: (raw for url in urls for raw in iter_shard_samples(url))}
+    from shards.manifest import load_manifest
+    from shards.reader import make_clip_pipeline, make_subject_pipeline
+
+    def decoded(kind: str, prefetch: int):
+        make = make_subject_pipeline if kind == "subject" else make_clip_pipeline
+        return lambda folder: make(folder, decode_to_tensors=False, prefetch=prefetch)
+
+    readers = {"raw, read-ahead": lambda kind: lambda folder: iter_shards(resolve_shard_urls(folder), prefetch=1),
+               "raw, one at a time": lambda kind: lambda folder: (
+                   raw for url in resolve_shard_urls(folder) for raw in iter_shard_samples(url)),
+               "decoded, read-ahead": lambda kind: decoded(kind, 1),
+               "decoded, one at a time": lambda kind: decoded(kind, 0)}
     rows = []
     try:
         for kind, schema, make in (("subject", SUBJECT_SCHEMA, lambda i: make_subject(f"s{i}", n_views=8, size=256, seed=i)),
@@ -153,18 +166,23 @@ def bench_streaming(work: Path, n_shards: int, server_kind: str, repeats: int) -
                 with ShardWriter(folder, f"{kind}s", schema, max_count=4) as writer:
                     for sample in samples:
                         writer.write(sample)
-            for reader_name, reader in readers.items():
+            size = load_manifest(folders["local"]).total_bytes
+            for reader_name, make_reader in readers.items():
+                reader = make_reader(kind)
                 rates: dict[str, list[float]] = {"local": [], "s3": []}
-                size = 0
+                cpu: dict[str, list[float]] = {"local": [], "s3": []}
                 for _ in range(repeats):
                     for where, folder in folders.items():
-                        urls = resolve_shard_urls(folder)
-                        start = time.perf_counter()
-                        size = sum(len(v) for raw in reader(urls) for k, v in raw.items() if not k.startswith("__"))
+                        start, start_cpu = time.perf_counter(), time.process_time()
+                        count = sum(1 for _ in reader(folder))
+                        if count != 4 * n_shards:
+                            raise RuntimeError(f"{reader_name} read {count} samples from {folder}, expected {4 * n_shards}")
                         rates[where].append(size / 1e6 / (time.perf_counter() - start))
+                        cpu[where].append(1e3 * (time.process_time() - start_cpu) / (size / 1e6))
                 local, s3 = statistics.median(rates["local"]), statistics.median(rates["s3"])
                 rows.append([kind, reader_name, n_shards, round(size / 1e6, 1), round(local, 1), round(s3, 1),
-                             f"{s3 / local:.2f}x"])
+                             f"{s3 / local:.2f}x", round(statistics.median(cpu["local"]), 2),
+                             round(statistics.median(cpu["s3"]), 2)])
     finally:
         server.stop()
         if server_kind != "process":
@@ -217,7 +235,7 @@ def main() -> None:
         work = Path(temp)
         print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
         table(f"Shard streaming, S3 (moto, {args.s3_server}) vs local disk, median of {args.repeats}",
-              ["kind", "reader", "shards", "MB", "local MB/s", "S3 MB/s", "S3/local"],
+              ["kind", "reader", "shards", "MB", "local MB/s", "S3 MB/s", "S3/local", "local CPU ms/MB", "S3 CPU ms/MB"],
               bench_streaming(work, args.shards, args.s3_server, args.repeats))
         if not (args.skip_dask and args.skip_overhead):
             raw = work / "raw"

@@ -122,7 +122,7 @@ def iter_shard_samples(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]
 
 #: Bytes per request when shards are read ahead (:class:`ReadAheadShard`), and chunks kept ahead of the reader.
 READ_AHEAD_CHUNK_BYTES = 8 << 20
-READ_AHEAD_CHUNKS = 4
+READ_AHEAD_CHUNKS = 2
 
 
 class ReadAheadShard(io.RawIOBase):
@@ -222,15 +222,25 @@ def _open_ahead(location: str) -> IO[bytes]:
     return io.BufferedReader(ReadAheadShard(location), buffer_size=_READ_BUFFER_BYTES)
 
 
+def _open_shard(location: str) -> IO[bytes]:
+    """``location`` opened for reading in this thread (fsspec's own buffering); ShardReadError if it cannot be."""
+    try:
+        folder, name = remote.split_location(location)
+        return folder.open(name, "rb")
+    except (OSError, ValueError) as exc:
+        raise ShardReadError(f"{location}: cannot open shard ({exc})") from exc
+
+
 def iter_shards(locations: Iterable[str | Mapping[str, Any]], *, prefetch: int = 1,
                 skip_corrupt: bool = False) -> Iterator[dict[str, Any]]:
     """Raw samples (``{"__key__", "__url__", suffix: bytes}``) of several shards in turn, reading ahead.
 
-    Each shard is read by a :class:`ReadAheadShard` (a background thread), and the next ``prefetch``
-    shards start reading while the current one is being parsed and consumed, so request latency and
-    transfer overlap the work on the samples. ``locations`` are shard paths / URLs, or webdataset's
-    ``{"url": ...}`` items; they are taken from the iterable only as the read-ahead needs them (an
-    endless resampled stream is fine). ``prefetch=0`` reads one shard at a time (still in chunks).
+    With ``prefetch`` >= 1, each shard is read by a :class:`ReadAheadShard` (a background thread) and
+    the next ``prefetch`` shards start reading while the current one is being parsed and consumed, so
+    request latency and transfer overlap the work on the samples. ``prefetch=0`` opens one shard at a
+    time in this thread. ``locations`` are shard paths / URLs, or webdataset's ``{"url": ...}`` items;
+    they are taken from the iterable only as the read-ahead needs them (an endless resampled stream
+    is fine).
 
     Raises :class:`ShardReadError` naming the shard when one cannot be opened or is truncated or
     corrupt; with ``skip_corrupt=True`` that shard is skipped with a warning instead (samples read
@@ -238,7 +248,7 @@ def iter_shards(locations: Iterable[str | Mapping[str, Any]], *, prefetch: int =
     """
     if prefetch < 0:
         raise ValueError(f"prefetch must be >= 0, got {prefetch}")
-    pending: list[tuple[str, IO[bytes]]] = []
+    pending: list[tuple[str, IO[bytes] | None]] = []
     source = iter(locations)
     try:
         while True:
@@ -247,21 +257,25 @@ def iter_shards(locations: Iterable[str | Mapping[str, Any]], *, prefetch: int =
                 if item is None:
                     break
                 location = os.fspath(item["url"] if isinstance(item, Mapping) else item)
-                pending.append((location, _open_ahead(location)))
+                pending.append((location, _open_ahead(location) if prefetch else None))
             if not pending:
                 return
             location, stream = pending.pop(0)
             try:
+                if stream is None:
+                    stream = _open_shard(location)
                 yield from iter_shard_stream(stream, location)
             except ShardReadError as error:
                 if not skip_corrupt:
                     raise
                 logger.warning("skipping rest of shard: %s", error)
             finally:
-                stream.close()
+                if stream is not None:
+                    stream.close()
     finally:
         for _, stream in pending:
-            stream.close()
+            if stream is not None:
+                stream.close()
 
 
 def read_sample(paths: Sequence[str], key: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from gas_core.diffusion.edm import (
     SVD_SIGMA_LOG_STD,
 )
 from pipelines.config import load_config
+from shards.remote import Folder
 
 
 def _coerce_numbers(config: Any) -> None:
@@ -261,6 +262,8 @@ class DiffusionTrainConfig:
         _require_at_least(self, "", batch_size=1, gradient_accumulation_steps=1, max_steps=0)
         _require(self.mixed_precision in ("no", "bf16", "fp16"),
                  f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
+        _require(Folder(self.out_dir).local, f"out_dir must be a folder on a local or shared disk (checkpoints, "
+                 f"TensorBoard logs); clips may stream from object storage, got {self.out_dir!r}")
 
     @classmethod
     def paper(cls) -> "DiffusionTrainConfig":

@@ -239,6 +239,7 @@ def test_config_yaml_round_trip_and_overrides(tmp_path):
     ("mixed_precision=fp8", "mixed_precision"),
     ("batch_size=0", "batch_size"),
     ("nonsense=1", "nonsense"),
+    ("out_dir=s3://bucket/run", "out_dir"),
 ])
 def test_bad_config_values_raise_value_error_naming_them(override, name):
     with pytest.raises(ValueError, match=name):
