@@ -600,8 +600,9 @@ def _hypothesis_search(model: "_KeypointModel", starts: list[tuple[np.ndarray, n
 
     run([orient, transl], max(1, config.hypothesis_iterations // 3), global_confidence, False)
     run([orient, pose, transl], config.hypothesis_iterations, confidence, True)
-    with torch.no_grad():
-        cost, joints = per_frame(confidence, config.keypoint_robust_scale_px, True)
+    with torch.no_grad():  # scored on the keypoints and the joint limits: the pull to standing is the handicap's job
+        cost, joints = per_frame(confidence, config.keypoint_robust_scale_px, False)
+        cost = cost + config.pose_limit_weight * body_pose_limit_violation(pose, ANATOMICAL_LIMITS_DEGREES)
     cost = cost.double().cpu().numpy().reshape(count, frames)
     cost[1:] += _UNUSUAL_START_COST_PX2
     relative = joints - joints[:, :1]
