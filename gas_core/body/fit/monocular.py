@@ -277,7 +277,7 @@ class MonocularFitConfig(PaperDefaults):
     @classmethod
     def tiny(cls) -> "MonocularFitConfig":
         """Short optimisation for tests and the demo."""
-        return cls(global_iterations=20, iterations=80, learning_rate=0.05)
+        return cls(global_iterations=20, iterations=80, learning_rate=0.05, hypothesis_iterations=30)
 
     def without_smoothing(self) -> "MonocularFitConfig":
         """The same settings with every temporal smoothness weight at 0 (per-frame fits)."""
