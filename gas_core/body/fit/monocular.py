@@ -13,9 +13,13 @@ b. **Frames kept.** A frame needs ``min_keypoints`` keypoints with confidence >=
    their neighbours (spherical interpolation of every joint rotation, linear translation) and flagged
    in :attr:`MonocularFitResult.interpolated`.
 c. **Initialisation** (without ``init``): depth from the torso's pixel height against the mean body's
-   torso height (``z = f * L_3d / L_2d``), position by back-projecting the torso centre, and the
-   heading (rotation about the body's vertical axis) picked per frame from 16 candidates by the torso
-   and face reprojection error; all three are median-filtered over time.
+   torso height (``z = f * L_3d / L_2d``; from the shoulder width instead when that puts the body much
+   nearer, i.e. the torso is seen end-on), position by back-projecting the torso centre. Then a
+   multi-hypothesis start (:data:`START_HYPOTHESES`: standing, crouching, arms overhead, lying across
+   the image or along the line of sight), each with the heading (rotation about the body's vertical
+   axis) picked per frame from 16 candidates by the torso and face reprojection error; every start is
+   fitted to each frame alone in one batch, and one start per frame is chosen by dynamic programming
+   over the clip (:func:`_hypothesis_search`). ``hypothesis_iterations=0`` keeps the single upright start.
 d. **Optimisation**, one Adam run over the whole clip (every frame in one batch, so one step costs
    O(T)): first orientation and translation alone on the torso and face keypoints, then everything.
    The loss, per frame and averaged over the clip:
