@@ -11,7 +11,13 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from gas_core.body.fit.monocular import START_HYPOTHESES, MonocularFitConfig, fit_smpl_monocular, monocular_camera, project_video_keypoints
+from gas_core.body.fit.monocular import (
+    START_HYPOTHESES,
+    MonocularFitConfig,
+    fit_smpl_monocular,
+    monocular_camera,
+    project_video_keypoints,
+)
 from gas_core.body.smpl import SMPLParams
 from gas_core.metrics.joints import procrustes_aligned_mpjpe
 
