@@ -13,9 +13,13 @@ b. **Frames kept.** A frame needs ``min_keypoints`` keypoints with confidence >=
    their neighbours (spherical interpolation of every joint rotation, linear translation) and flagged
    in :attr:`MonocularFitResult.interpolated`.
 c. **Initialisation** (without ``init``): depth from the torso's pixel height against the mean body's
-   torso height (``z = f * L_3d / L_2d``), position by back-projecting the torso centre, and the
-   heading (rotation about the body's vertical axis) picked per frame from 16 candidates by the torso
-   and face reprojection error; all three are median-filtered over time.
+   torso height (``z = f * L_3d / L_2d``; from the shoulder width instead when that puts the body much
+   nearer, i.e. the torso is seen end-on), position by back-projecting the torso centre. Then a
+   multi-hypothesis start (:data:`START_HYPOTHESES`: standing, crouching, arms overhead, lying across
+   the image or along the line of sight), each with the heading (rotation about the body's vertical
+   axis) picked per frame from 16 candidates by the torso and face reprojection error; every start is
+   fitted to each frame alone in one batch, and one start per frame is chosen by dynamic programming
+   over the clip (:func:`_hypothesis_search`). ``hypothesis_iterations=0`` keeps the single upright start.
 d. **Optimisation**, one Adam run over the whole clip (every frame in one batch, so one step costs
    O(T)): first orientation and translation alone on the torso and face keypoints, then everything.
    The loss, per frame and averaged over the clip:
@@ -73,6 +77,8 @@ __all__ = [
     "fit_smpl_monocular",
     "monocular_camera",
     "RELAXED_BODY_POSE",
+    "START_HYPOTHESES",
+    "StartHypothesis",
     "project_video_keypoints",
     "detect_video_keypoints",
 ]
@@ -82,6 +88,19 @@ logger = logging.getLogger(__name__)
 _TORSO = tuple(COCO17_NAMES.index(name) for name in ("left_shoulder", "right_shoulder", "left_hip", "right_hip"))
 _FACE = tuple(COCO17_NAMES.index(name) for name in ("nose", "left_eye", "right_eye", "left_ear", "right_ear"))
 _HEADING_CANDIDATES = 16
+#: Fixed cost (pixels squared) of changing start between consecutive frames, on top of the joint motion's,
+#: so that starts that converged to the same body do not alternate.
+_SWITCH_COST_PX2 = 5.0
+#: The shoulder width gives the depth instead of the torso's height when it puts the body nearer than
+#: this fraction of the torso's estimate (a torso seen end-on); otherwise the torso's height does, as
+#: both are about equally good on an upright body.
+_FORESHORTENED_RATIO = 0.7
+#: In-image roll of the torso (radians) from which the rolled start follows it.
+_ROLL_FOLLOWED_RAD = math.radians(45.0)
+#: Per-frame handicap (pixels squared) of every start but the first (standing): another start must
+#: explain the keypoints clearly better to be chosen, so detector noise on everyday motion keeps the
+#: standing start.
+_UNUSUAL_START_COST_PX2 = 5.0
 
 
 def _relaxed_body_pose() -> np.ndarray:
@@ -101,6 +120,59 @@ def _relaxed_body_pose() -> np.ndarray:
 
 #: Start and prior mean of the body pose (a natural standing pose rather than the T-pose).
 RELAXED_BODY_POSE = _relaxed_body_pose()
+
+
+def _symmetric_pose(left: dict[str, tuple[float, float, float]], central: dict[str, tuple[float, float, float]] | None = None
+                    ) -> np.ndarray:
+    """(23, 3) axis-angle radians from left-side and central joint angles in degrees (right side mirrored)."""
+    from gas_core.body.joints import SMPL_JOINT_NAMES
+
+    pose = RELAXED_BODY_POSE.copy()
+    for name, angles in (central or {}).items():
+        pose[SMPL_JOINT_NAMES.index(name) - 1] = np.radians(angles)
+    for name, (rx, ry, rz) in left.items():
+        pose[SMPL_JOINT_NAMES.index(name) - 1] = np.radians((rx, ry, rz))
+        pose[SMPL_JOINT_NAMES.index(name.replace("left_", "right_")) - 1] = np.radians((rx, -ry, -rz))
+    return pose
+
+
+@dataclass(frozen=True)
+class StartHypothesis:
+    """One start of the multi-hypothesis initialisation (:attr:`MonocularFitConfig.hypothesis_iterations`).
+
+    Attributes:
+        name: what the start stands for, in words (logs only).
+        body_pose: (23, 3) axis-angle radians, the starting body pose.
+        tilt_deg: rotation vector (degrees, camera frame: x right, y down, z forward) applied to the
+            upright body before the heading search; (-90, 0, 0) tips the head away from the camera
+            (lying along the line of sight), (0, 0, 90) lays the body across the image.
+        follow_image_roll: also roll the body about the line of sight so that its torso follows the
+            hip-to-shoulder direction seen in the image (bodies leaning or lying across the image).
+    """
+
+    name: str
+    body_pose: np.ndarray
+    tilt_deg: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    follow_image_roll: bool = False
+
+
+_CROUCH_POSE = _symmetric_pose({"left_hip": (-100.0, 0.0, 10.0), "left_knee": (120.0, 0.0, 0.0),
+                                "left_ankle": (-20.0, 0.0, 0.0), "left_shoulder": (0.0, -60.0, -40.0)},
+                               {"spine2": (10.0, 0.0, 0.0)})
+_ARMS_UP_POSE = _symmetric_pose({"left_shoulder": (0.0, -10.0, 80.0), "left_collar": (0.0, 0.0, 20.0),
+                                 "left_elbow": (0.0, -10.0, 0.0)})
+
+#: The starts tried per frame: standing as seen, crouched, arms overhead, rolled to the image's torso
+#: direction when it lies more than 45 degrees off upright (lying across the image), lying along the
+#: line of sight (head away or towards the camera).
+START_HYPOTHESES: tuple[StartHypothesis, ...] = (
+    StartHypothesis("standing", RELAXED_BODY_POSE),
+    StartHypothesis("crouching", _CROUCH_POSE),
+    StartHypothesis("arms overhead", _ARMS_UP_POSE),
+    StartHypothesis("lying across the image", RELAXED_BODY_POSE, follow_image_roll=True),
+    StartHypothesis("lying, head away", RELAXED_BODY_POSE, tilt_deg=(-90.0, 0.0, 0.0)),
+    StartHypothesis("lying, head towards the camera", RELAXED_BODY_POSE, tilt_deg=(90.0, 0.0, 0.0)),
+)
 
 
 # --------------------------------------------------------------------------------------------- config
@@ -138,6 +210,12 @@ class MonocularFitConfig(PaperDefaults):
             so it is off by default.
         smooth_transl_weight: squared second differences of the translation (metres).
         depth_weight: squared log-ratio of depth to the torso-based estimate.
+        hypothesis_iterations: Adam steps of the multi-hypothesis start (:data:`START_HYPOTHESES`, all
+            frames and starts in one batch, no temporal terms; a third as many again on orientation and
+            translation first); the main fit then starts from the best start per frame and skips its
+            global stage. 0 keeps the single upright start and the global stage.
+        hypothesis_switch_weight: cost of a change of start between consecutive frames, per squared
+            metre of mean root-relative joint motion, against the per-frame cost in pixels squared.
         num_betas: shape coefficients fitted (at most the model's and 10).
         device: torch device of the optimisation (the body model may live anywhere; its arrays are copied).
         cpu_threads: torch threads during a CPU optimisation (restored afterwards); its tensors are
@@ -163,6 +241,8 @@ class MonocularFitConfig(PaperDefaults):
     smooth_robust_scale_m: float = 0.0
     smooth_transl_weight: float = 1000.0
     depth_weight: float = 30.0
+    hypothesis_iterations: int = 60
+    hypothesis_switch_weight: float = 2000.0
     num_betas: int = MAX_BETAS
     device: str = "cpu"
     cpu_threads: int | None = 1
@@ -186,7 +266,10 @@ class MonocularFitConfig(PaperDefaults):
             raise ValueError(f"min_confidence must be in (0, 1], got {self.min_confidence}")
         if not 3 <= self.min_keypoints <= NUM_COCO_KEYPOINTS:
             raise ValueError(f"min_keypoints must be in [3, {NUM_COCO_KEYPOINTS}], got {self.min_keypoints}")
+        if self.hypothesis_iterations < 0:
+            raise ValueError(f"hypothesis_iterations must be >= 0, got {self.hypothesis_iterations}")
         for name in ("pose_limit_weight", "pose_rest_weight", "shape_weight", "smooth_pose_weight", "smooth_robust_scale_m",
+                     "hypothesis_switch_weight",
                      "smooth_joints_weight", "smooth_transl_weight", "depth_weight"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -198,7 +281,7 @@ class MonocularFitConfig(PaperDefaults):
     @classmethod
     def tiny(cls) -> "MonocularFitConfig":
         """Short optimisation for tests and the demo."""
-        return cls(global_iterations=20, iterations=80, learning_rate=0.05)
+        return cls(global_iterations=20, iterations=80, learning_rate=0.05, hypothesis_iterations=30)
 
     def without_smoothing(self) -> "MonocularFitConfig":
         """The same settings with every temporal smoothness weight at 0 (per-frame fits)."""
@@ -357,16 +440,32 @@ def _fill_rotations(rotvecs: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return filled
 
 
-def _initial_placement(keypoints2d: np.ndarray, valid: np.ndarray, camera: Camera, rest_coco: np.ndarray,
-                       rest_root: np.ndarray, config: MonocularFitConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-frame camera-frame orientation (T, 3), translation (T, 3) and torso depth (T,) of the mean body.
+@dataclass
+class _Placement:
+    """Per-frame placement of the mean body from the torso keypoints, camera frame: torso centre (T, 3)
+    metres, torso depth (T,) metres, in-image roll of the hip-to-shoulder direction (T,) radians (0 when
+    the shoulders are straight above the hips), and the frames it was measured on (T,) bool."""
 
-    ``rest_coco`` (17, 3) and ``rest_root`` (3,) belong to the rest-pose mean body (SMPL frame, y up).
+    centre: np.ndarray
+    depth: np.ndarray
+    roll: np.ndarray
+    measured: np.ndarray
+
+
+def _initial_placement(keypoints2d: np.ndarray, valid: np.ndarray, camera: Camera, rest_coco: np.ndarray,
+                       config: MonocularFitConfig) -> _Placement:
+    """Where the mean body stands in each frame (see :class:`_Placement`).
+
+    Depth is ``f * L_3d / L_2d`` of the torso's height, or of the shoulder width where that puts the
+    body much nearer (:data:`_FORESHORTENED_RATIO`): foreshortening only shortens a segment in the image,
+    so each estimate can only err far, and a torso seen end-on (lying along the line of sight) still
+    shows its shoulder width. ``rest_coco`` (17, 3) belongs to the rest-pose mean body.
     """
     focal = float(0.5 * (camera.K[0, 0] + camera.K[1, 1]))
     principal = camera.K[:2, 2]
     ls, rs, lh, rh = _TORSO
     rest_torso_height = 0.5 * (np.linalg.norm(rest_coco[ls] - rest_coco[lh]) + np.linalg.norm(rest_coco[rs] - rest_coco[rh]))
+    rest_shoulder_width = np.linalg.norm(rest_coco[ls] - rest_coco[rs])
     points, confidence = keypoints2d[..., :2], keypoints2d[..., 2]
     seen = confidence >= config.min_confidence
     # Torso pixel height from whichever shoulder-hip pairs are seen (a frame is valid with three torso points).
@@ -380,6 +479,12 @@ def _initial_placement(keypoints2d: np.ndarray, valid: np.ndarray, camera: Camer
         raise ValueError("keypoints2d: no frame shows a shoulder-hip pair, so the body's depth cannot be estimated")
     depth = np.full(len(keypoints2d), np.nan)
     depth[ok] = focal * rest_torso_height / pixel_height[ok]
+    shoulders_ok = ok & seen[:, ls] & seen[:, rs]
+    shoulder_px = np.linalg.norm(points[:, ls] - points[:, rs], axis=-1)
+    shoulders_ok &= shoulder_px > 1.0
+    shoulder_depth = np.where(shoulders_ok, focal * rest_shoulder_width / np.clip(shoulder_px, 1.0, None), np.inf)
+    nearer = shoulders_ok & (shoulder_depth < _FORESHORTENED_RATIO * depth)
+    depth[nearer] = shoulder_depth[nearer]
     depth = _fill_linear(np.nan_to_num(depth), ok)
     depth = median_filter(depth, size=min(9, 2 * (len(depth) // 2) + 1), mode="nearest")
     # Torso centre in pixels -> camera-frame position of the torso centre.
@@ -388,31 +493,139 @@ def _initial_placement(keypoints2d: np.ndarray, valid: np.ndarray, camera: Camer
     centre_px = (points[:, torso] * weights[..., None]).sum(1) / np.clip(weights.sum(1, keepdims=True), 1e-9, None)
     centre_px = _fill_linear(centre_px, ok)
     centre = np.concatenate([(centre_px - principal) / focal * depth[:, None], depth[:, None]], axis=1)
-    # Heading: upright in the camera (SMPL y up -> camera y down is a half turn about x), then the turn
-    # about the body's vertical axis that best explains the torso and face keypoints.
+    # In-image direction from the hips' to the shoulders' midpoint; upright (pointing to -v) is roll 0.
+    shoulder_mid = np.where(seen[:, [ls]] & seen[:, [rs]], 0.5 * (points[:, ls] + points[:, rs]),
+                            np.where(seen[:, [ls]], points[:, ls], points[:, rs]))
+    hip_mid = np.where(seen[:, [lh]] & seen[:, [rh]], 0.5 * (points[:, lh] + points[:, rh]),
+                       np.where(seen[:, [lh]], points[:, lh], points[:, rh]))
+    up = shoulder_mid - hip_mid
+    roll = np.unwrap(np.where(ok, np.arctan2(up[:, 0], -up[:, 1]), 0.0))
+    roll = median_filter(_fill_linear(roll, ok), size=min(5, 2 * (len(roll) // 2) + 1), mode="nearest")
+    return _Placement(centre=centre, depth=depth, roll=roll, measured=ok)
+
+
+def _oriented_start(keypoints2d: np.ndarray, placement: _Placement, camera: Camera, rest_coco: np.ndarray,
+                    rest_root: np.ndarray, config: MonocularFitConfig, hypothesis: StartHypothesis
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Camera-frame orientation (T, 3) axis-angle and translation (T, 3) metres of the mean body under
+    ``hypothesis``: its tilt (and the image's roll when it follows it), then the turn about the body's
+    own vertical axis that best explains the torso and face keypoints (16 candidates per frame,
+    median-filtered over time). SMPL rotates about the rest root; the torso centre lands on the
+    placement's. ``rest_coco`` (17, 3) and ``rest_root`` (3,): the rest-pose mean body (SMPL frame, y up).
+    """
+    focal = float(0.5 * (camera.K[0, 0] + camera.K[1, 1]))
+    principal = camera.K[:2, 2]
+    points, confidence = keypoints2d[..., :2], keypoints2d[..., 2]
+    seen = confidence >= config.min_confidence
+    frames = len(keypoints2d)
+    # Upright in the camera (SMPL y up -> camera y down is a half turn about x), tilted, then rolled.
     upright = Rotation.from_rotvec([math.pi, 0.0, 0.0])
+    tilt = Rotation.from_rotvec(np.radians(hypothesis.tilt_deg))
+    roll = np.zeros(frames)
+    if hypothesis.follow_image_roll:  # only bodies clearly leaning or lying across the image; upright stays upright
+        roll = np.where(np.abs(placement.roll) > _ROLL_FOLLOWED_RAD, placement.roll, 0.0)
+    base = Rotation.from_rotvec(np.outer(roll, [0.0, 0.0, 1.0])) * tilt * upright  # (T,)
     candidates = np.linspace(0.0, 2.0 * math.pi, _HEADING_CANDIDATES, endpoint=False)
-    used = list(_TORSO) + list(_FACE)
+    torso = list(_TORSO)
+    used = torso + list(_FACE)
     body_points = rest_coco[used] - rest_root
     torso_mean = rest_coco[torso].mean(0) - rest_root
-    errors = np.zeros((len(keypoints2d), len(candidates)))
-    rotations = []
+    weights = np.where(seen[:, used], confidence[:, used], 0.0)
+    errors = np.zeros((frames, len(candidates)))
     for index, heading in enumerate(candidates):
-        rotation = upright * Rotation.from_rotvec([0.0, heading, 0.0])
-        rotated = rotation.apply(body_points) - rotation.apply(torso_mean)  # relative to the torso centre
-        placed = rotated[None] + centre[:, None]
-        uv = placed[..., :2] / placed[..., 2:3] * focal + principal
+        rotation = base * Rotation.from_rotvec([0.0, heading, 0.0])
+        rotated = np.einsum("tab,kb->tka", rotation.as_matrix(), body_points - torso_mean)
+        placed = rotated + placement.centre[:, None]
+        uv = placed[..., :2] / np.clip(placed[..., 2:3], 1e-3, None) * focal + principal
         residual = np.linalg.norm(uv - points[:, used], axis=-1)
-        errors[:, index] = (np.where(seen[:, used], confidence[:, used], 0.0) * np.minimum(residual, 200.0)).sum(1)
-        rotations.append(rotation)
+        errors[:, index] = (weights * np.minimum(residual, 200.0)).sum(1)
     best = np.argmin(errors, axis=1)
     heading = np.unwrap(candidates[best])
-    heading = _fill_linear(heading, ok)
+    heading = _fill_linear(heading, placement.measured)
     heading = median_filter(heading, size=min(5, 2 * (len(heading) // 2) + 1), mode="nearest")
-    orientation = (upright * Rotation.from_rotvec(np.stack([np.zeros_like(heading), heading, np.zeros_like(heading)], 1)))
-    # SMPL rotates about the rest root: torso centre = R (c_rest - root) + root + transl.
-    transl = centre - orientation.apply(torso_mean) - rest_root
-    return orientation.as_rotvec(), transl, depth
+    orientation = base * Rotation.from_rotvec(np.outer(heading, [0.0, 1.0, 0.0]))
+    transl = placement.centre - orientation.apply(torso_mean) - rest_root
+    return orientation.as_rotvec(), transl
+
+
+def _hypothesis_search(model: "_KeypointModel", starts: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                       keypoints2d: np.ndarray, valid: np.ndarray, camera: Camera, depth: np.ndarray,
+                       config: MonocularFitConfig, regressor: CocoRegressor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The best start per frame among ``starts`` (K tuples of world-frame orientation (T, 3), body pose
+    (T, 23, 3) and translation (T, 3)): every start is fitted to its frame alone (the mean shape, no
+    temporal terms; orientation and translation on the torso and face, then everything), each frame's
+    result is scored by its reprojection and pose priors, and one start per frame is chosen by dynamic
+    programming, where switching costs ``hypothesis_switch_weight`` times the mean squared change of the
+    root-relative joints (metres) between consecutive frames, so a choice does not flicker.
+
+    Returns world-frame orientation (T, 3), body pose (T, 23, 3) and translation (T, 3).
+    """
+    count, frames = len(starts), len(keypoints2d)
+    options = {"dtype": model.dtype, "device": model.base.device}
+    orient = torch.nn.Parameter(torch.as_tensor(np.concatenate([start[0] for start in starts]), **options))
+    pose = torch.nn.Parameter(torch.as_tensor(np.concatenate([start[1] for start in starts]), **options))
+    transl = torch.nn.Parameter(torch.as_tensor(np.concatenate([start[2] for start in starts]), **options))
+    betas = torch.zeros(1, model.shape.shape[-1], **options)
+    projection = torch.as_tensor(camera.projection_matrix, **options)
+    observed = torch.as_tensor(np.tile(keypoints2d[..., :2], (count, 1, 1)), **options)
+    confidence_np = np.where(keypoints2d[..., 2] >= config.min_confidence, keypoints2d[..., 2], 0.0)
+    confidence_np = confidence_np * valid[:, None] * regressor.keypoint_weights[None]
+    confidence = torch.as_tensor(np.tile(confidence_np, (count, 1)), **options)
+    global_mask = np.zeros(NUM_COCO_KEYPOINTS)
+    global_mask[list(_TORSO) + list(_FACE)] = 1.0
+    global_confidence = confidence * torch.as_tensor(global_mask, **options)
+    log_depth = torch.as_tensor(np.tile(np.log(depth), count), **options)
+    pose_mean = torch.as_tensor(RELAXED_BODY_POSE, **options)
+    depth_axis = projection.new_tensor(camera.R[2])
+
+    def per_frame(weights: torch.Tensor, scale_px: float, with_body: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        coco, joints = model(betas, torch.cat([orient[:, None], pose], dim=1), transl)
+        projected = torch.cat([coco, torch.ones_like(coco[..., :1])], dim=-1) @ projection.T
+        uv = projected[..., :2] / projected[..., 2:3].clamp_min(1e-3)
+        squared = ((uv - observed) ** 2).sum(-1)
+        robust = scale_px * scale_px * _geman_mcclure(squared, scale_px)
+        cost = (weights * robust).sum(1) / weights.sum(1).clamp_min(1e-6)
+        if with_body:
+            cost = cost + config.pose_limit_weight * body_pose_limit_violation(pose, ANATOMICAL_LIMITS_DEGREES)
+            cost = cost + config.pose_rest_weight * ((pose - pose_mean) ** 2).sum((1, 2))
+        return cost, joints
+
+    def run(parameters, iterations: int, weights: torch.Tensor, with_body: bool) -> None:
+        optimizer = torch.optim.Adam(parameters, lr=config.learning_rate)
+        annealed = max(1, int(config.robust_anneal_fraction * iterations))
+        for step in range(iterations):
+            widen = config.robust_anneal_start ** max(0.0, 1.0 - step / annealed)
+            optimizer.zero_grad(set_to_none=True)
+            cost, joints = per_frame(weights, widen * config.keypoint_robust_scale_px, with_body)
+            root_depth = (joints[:, 0] @ depth_axis + float(camera.t[2])).clamp_min(1e-3)
+            loss = (cost + config.depth_weight * (root_depth.log() - log_depth) ** 2).mean()
+            loss.backward()
+            optimizer.step()
+
+    run([orient, transl], max(1, config.hypothesis_iterations // 3), global_confidence, False)
+    run([orient, pose, transl], config.hypothesis_iterations, confidence, True)
+    with torch.no_grad():  # scored on the keypoints and the joint limits: the pull to standing is the handicap's job
+        cost, joints = per_frame(confidence, config.keypoint_robust_scale_px, False)
+        cost = cost + config.pose_limit_weight * body_pose_limit_violation(pose, ANATOMICAL_LIMITS_DEGREES)
+    cost = cost.double().cpu().numpy().reshape(count, frames)
+    cost[1:] += _UNUSUAL_START_COST_PX2
+    relative = joints - joints[:, :1]
+    relative = relative.double().cpu().numpy().reshape(count, frames, NUM_SMPL_JOINTS, 3)
+    # Viterbi over the K starts: unary cost per frame, switching cost between consecutive frames.
+    total = cost[:, 0].copy()
+    back = np.zeros((count, frames), dtype=np.int64)
+    for t in range(1, frames):
+        change = ((relative[:, None, t - 1] - relative[None, :, t]) ** 2).sum(-1).mean(-1)  # (from, to)
+        step = total[:, None] + config.hypothesis_switch_weight * change + _SWITCH_COST_PX2 * (1.0 - np.eye(count))
+        back[:, t] = np.argmin(step, axis=0)
+        total = step[back[:, t], np.arange(count)] + cost[:, t]
+    chosen = np.zeros(frames, dtype=np.int64)
+    chosen[-1] = int(np.argmin(total))
+    for t in range(frames - 1, 0, -1):
+        chosen[t - 1] = back[chosen[t], t]
+    logger.debug("monocular fit: starts chosen per frame %s", chosen.tolist())
+    rows = chosen * frames + np.arange(frames)
+    return tuple(np.concatenate([start[index] for start in starts])[rows] for index in range(3))
 
 
 def _second_difference(values: torch.Tensor) -> torch.Tensor:
@@ -518,14 +731,27 @@ def _fit(body: BodyModel, keypoints2d: np.ndarray, camera: Camera, config: Monoc
         rest_coco, _ = model(zero_betas, torch.zeros(1, NUM_SMPL_JOINTS, 3, **options), torch.zeros(1, 3, **options))
         rest_root = model.rest_root(zero_betas)[0].double().cpu().numpy()
     rest_coco = rest_coco[0].double().cpu().numpy()
-    orient_cam, transl_cam, torso_depth = _initial_placement(keypoints2d, valid, camera, rest_coco, rest_root, config)
+    placement = _initial_placement(keypoints2d, valid, camera, rest_coco, config)
+    torso_depth = placement.depth
     # Camera frame -> world frame: x_w = R^T (x_c - t); the root stays the rotation centre.
     camera_rotation = Rotation.from_matrix(camera.R)
+
+    def to_world(orient_cam: np.ndarray, transl_cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        orient = (camera_rotation.inv() * Rotation.from_rotvec(orient_cam)).as_rotvec()
+        return orient, camera_rotation.inv().apply(transl_cam + rest_root - camera.t) - rest_root
+
+    searched = init is None and config.hypothesis_iterations > 0
     if init is None:
-        orient0 = (camera_rotation.inv() * Rotation.from_rotvec(orient_cam)).as_rotvec()
-        root_cam = transl_cam + rest_root
-        transl0 = camera_rotation.inv().apply(root_cam - camera.t) - rest_root
-        pose0 = np.repeat(RELAXED_BODY_POSE[None], frames, axis=0)
+        starts = []
+        for hypothesis in START_HYPOTHESES if searched else START_HYPOTHESES[:1]:
+            orient, transl_h = to_world(*_oriented_start(keypoints2d, placement, camera, rest_coco, rest_root, config,
+                                                         hypothesis))
+            starts.append((orient, np.repeat(hypothesis.body_pose[None], frames, axis=0), transl_h))
+        if searched:
+            orient0, pose0, transl0 = _hypothesis_search(model, starts, keypoints2d, valid, camera, torso_depth,
+                                                         config, regressor)
+        else:
+            orient0, pose0, transl0 = starts[0]
         betas0 = np.zeros((1, num_betas))
     else:
         orient0 = init.global_orient.detach().double().cpu().numpy()
@@ -608,7 +834,8 @@ def _fit(body: BodyModel, keypoints2d: np.ndarray, camera: Camera, config: Monoc
         return history
 
     start = time.perf_counter()
-    losses = run_stage([global_orient, transl], config.global_iterations if init is None else 0, False, global_confidence)
+    global_iterations = 0 if init is not None else config.global_iterations
+    losses = run_stage([global_orient, transl], global_iterations, False, global_confidence)
     timings["global"] = time.perf_counter() - start
     start = time.perf_counter()
     losses += run_stage([betas, global_orient, body_pose, transl], config.iterations, True, confidence)
