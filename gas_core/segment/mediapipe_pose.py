@@ -81,7 +81,8 @@ class MediaPipePoseConfig:
         search_detection_confidence: person detector threshold of the search that runs when the tracking
             model finds nobody, in [0, 1] (see :meth:`MediaPipePose.estimate`).
         search_scales: sides of the search's square windows, as fractions of the frame's longer side
-            (each > 0; empty: no search).
+            (each > 0); empty (default): no search. ``(1.0, 0.8)`` finds people on dense clutter that
+            the tracking model misses, but also people that are not there (see docs/video.md).
         search_memory: frames for which the subject's last box stays the first search window (>= 0).
         min_moving_fraction: with a static-camera foreground map given (:meth:`MediaPipePose.estimate`), a
             person whose mask has less than this fraction of its pixels in the foreground is taken as no
@@ -101,7 +102,7 @@ class MediaPipePoseConfig:
     probe_stride: int = 1
     probe_dilation: float = 0.04
     search_detection_confidence: float = 0.2
-    search_scales: tuple[float, ...] = (1.0, 0.8)
+    search_scales: tuple[float, ...] = ()
     search_memory: int = 30
     min_moving_fraction: float = 0.0
     max_moving_frame_fraction: float = 0.5

@@ -118,11 +118,12 @@ def test_search_finds_the_person_the_detector_misses_on_clutter(cluttered_jump):
     frames, truth = cluttered_jump
     plain = MediaPipePose(MediaPipePoseConfig(probe_stride=0, search_scales=()))
     assert not any(plain.estimate(frame).found for frame in frames)  # the detector alone misses every frame
-    searching = MediaPipePose(MediaPipePoseConfig(probe_stride=0))
+    searching = MediaPipePose(MediaPipePoseConfig(probe_stride=0, search_scales=(1.0, 0.8)))
     estimates = [searching.estimate(frame) for frame in frames]
     ious = [mask_iou(estimate.mask >= 0.5, true) for estimate, true in zip(estimates, truth)]
     assert min(ious) > 0.6, ious
-    masks = _masks(frames, MaskingConfig.tiny())
+    config = MaskingConfig.tiny()
+    masks = _masks(frames, replace(config, mediapipe=replace(config.mediapipe, search_scales=(1.0, 0.8))))
     assert masks.statuses.count("ok") >= 6
     assert min(mask_iou(mask > 127, truth[i]) for i, mask in zip(masks.frame_indices, masks.masks) if mask.any()) > 0.6
 
