@@ -78,6 +78,18 @@ class MediaPipePoseConfig:
         probe_stride: look for a second person every this many frames (0: never).
         probe_dilation: fraction of the subject's box height by which its box is grown before it is
             painted out for the second-person look (>= 0).
+        search_detection_confidence: person detector threshold of the search that runs when the tracking
+            model finds nobody, in [0, 1] (see :meth:`MediaPipePose.estimate`).
+        search_scales: sides of the search's square windows, as fractions of the frame's longer side
+            (each > 0); empty (default): no search. ``(1.0, 0.8)`` finds people on dense clutter that
+            the tracking model misses, but also people that are not there (see docs/video.md).
+        search_memory: frames for which the subject's last box stays the first search window (>= 0).
+        min_moving_fraction: with a static-camera foreground map given (:meth:`MediaPipePose.estimate`), a
+            person whose mask has less than this fraction of its pixels in the foreground is taken as no
+            person, in [0, 1] (0: no check). MediaPipe sees whole people in dense static clutter (patterns,
+            shapes in skin and garment colours) and then follows them; nothing there moves.
+        max_moving_frame_fraction: a foreground map covering more than this fraction of the frame means
+            the camera moves (shake, zoom, pan); the motion check is then skipped, in (0, 1].
     """
 
     model_complexity: int = 1
@@ -89,11 +101,17 @@ class MediaPipePoseConfig:
     crop_margin: float = 0.25
     probe_stride: int = 1
     probe_dilation: float = 0.04
+    search_detection_confidence: float = 0.2
+    search_scales: tuple[float, ...] = ()
+    search_memory: int = 30
+    min_moving_fraction: float = 0.0
+    max_moving_frame_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         if self.model_complexity not in (0, 1, 2):
             raise ValueError(f"model_complexity must be 0, 1 or 2, got {self.model_complexity}")
-        for name in ("min_detection_confidence", "min_tracking_confidence", "min_visibility", "min_person_score"):
+        for name in ("min_detection_confidence", "min_tracking_confidence", "min_visibility", "min_person_score",
+                     "search_detection_confidence", "min_moving_fraction"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 < self.mask_threshold < 1.0:
@@ -102,6 +120,12 @@ class MediaPipePoseConfig:
             raise ValueError(f"crop_margin and probe_dilation must be >= 0, got {self.crop_margin}, {self.probe_dilation}")
         if self.probe_stride < 0:
             raise ValueError(f"probe_stride must be >= 0, got {self.probe_stride}")
+        if any(not float(scale) > 0 for scale in self.search_scales):
+            raise ValueError(f"search_scales must be positive fractions, got {self.search_scales}")
+        if not 0.0 < self.max_moving_frame_fraction <= 1.0:
+            raise ValueError(f"max_moving_frame_fraction must be in (0, 1], got {self.max_moving_frame_fraction}")
+        if self.search_memory < 0:
+            raise ValueError(f"search_memory must be >= 0, got {self.search_memory}")
 
 
 @dataclass(frozen=True)
@@ -167,7 +191,13 @@ class MediaPipePose:
         if config.probe_stride and not self.static_image_mode:
             self._probe = pose.Pose(static_image_mode=True, model_complexity=config.model_complexity,
                                     enable_segmentation=True, min_detection_confidence=config.min_detection_confidence)
+        self._search = None
+        if config.search_scales and not self.static_image_mode:
+            self._search = pose.Pose(static_image_mode=True, model_complexity=config.model_complexity,
+                                     enable_segmentation=True,
+                                     min_detection_confidence=config.search_detection_confidence)
         self._window: tuple[int, int, int] | None = None  # crop followed by the tracking model
+        self._recent: tuple[np.ndarray, int] | None = None  # (subject's last box, frames since it was seen)
         self._frames_seen = 0
         self._last: tuple[int, PoseEstimate, np.ndarray] | None = None  # (frame id, estimate, frame) of detect()
 
@@ -210,11 +240,77 @@ class MediaPipePose:
         box = np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], np.float32)
         return PoseEstimate(mask, points, box, score)
 
-    def estimate(self, frame: np.ndarray, box: np.ndarray | None = None) -> PoseEstimate:
+    def _run_window(self, model, frame: np.ndarray, window: tuple[int, int, int]) -> PoseEstimate:
+        """Run ``model`` on the square ``window`` (x0, y0, side) of ``frame`` (black outside the frame)."""
+        x0, y0, side = window
+        image = _cut(frame, x0, y0, side)
+        scale = 1.0
+        if side > 512:  # the models see 256 px; keep the window small
+            scale = 512.0 / side
+            image = cv2.resize(image, (512, 512), interpolation=cv2.INTER_AREA)
+        return self._run(model, image, x0, y0, scale, frame.shape[:2])
+
+    def search_windows(self, height: int, width: int, moving: np.ndarray | None = None) -> list[tuple[int, int, int]]:
+        """Square windows (x0, y0, side) pixels the search tries, in order: the boxes of the two largest
+        moving regions of ``moving`` (H, W) bool (a static-camera foreground map, when given), grown by the
+        crop margin; the subject's last box grown likewise (when seen in the last ``search_memory``
+        frames); then for each of ``search_scales`` the windows of that side at the start, middle and
+        end of each axis the side is shorter than (the middle only otherwise)."""
+        c = self.config
+        windows = []
+        if moving is not None:
+            from gas_core.segment.background import ForegroundComponents
+
+            regions = ForegroundComponents(moving)
+            for index in np.argsort(-regions.areas, kind="stable")[:2]:
+                windows.append(_square_window(regions.boxes[index], c.crop_margin))
+        if self._recent is not None and self._recent[1] <= c.search_memory:
+            windows.append(_square_window(self._recent[0], c.crop_margin))
+        for fraction in c.search_scales:
+            side = max(int(round(float(fraction) * max(height, width))), 8)
+            def starts(extent: int) -> list[int]:
+                middle = int(round((extent - side) / 2))
+                return [0, middle, extent - side] if side < extent else [middle]
+            windows += [(x0, y0, side) for y0 in starts(height) for x0 in starts(width)]
+        return list(dict.fromkeys(windows))
+
+    def _static_foreground(self, foreground: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | None:
+        """``foreground`` as (H, W) bool when the motion check applies (given, checked, camera static), else None."""
+        if foreground is None or self.config.min_moving_fraction <= 0:
+            return None
+        foreground = np.asarray(foreground, bool)
+        if foreground.shape != tuple(shape):
+            raise ValueError(f"foreground must be (H, W) = {tuple(shape)} like the frame, got {foreground.shape}")
+        if foreground.mean() > self.config.max_moving_frame_fraction:
+            return None
+        return foreground
+
+    def _moves(self, estimate: PoseEstimate, moving: np.ndarray | None) -> bool:
+        """Whether ``estimate`` found a person that passes the motion check against ``moving`` (or None)."""
+        if not estimate.found or moving is None:
+            return estimate.found
+        person = estimate.mask >= self.config.mask_threshold
+        return bool(moving[person].mean() >= self.config.min_moving_fraction) if person.any() else False
+
+    def estimate(self, frame: np.ndarray, box: np.ndarray | None = None, *,
+                 foreground: np.ndarray | None = None) -> PoseEstimate:
         """The person in ``frame`` (H, W, 3) uint8 RGB, inside ``box`` (4,) xyxy pixels grown by the crop
-        margin when given (else the followed subject's window, or the whole frame)."""
+        margin when given (else the followed subject's window, or the whole frame).
+
+        Following a video (no ``box``), when the tracking model finds nobody in the subject's window nor
+        in the whole frame, a search runs a single-image model with a lower detector threshold
+        (``search_detection_confidence``) on the windows of :meth:`search_windows` and takes the first
+        person found. On dense clutter MediaPipe's person detector misses people it finds once the
+        frame is cut differently or the threshold is lower.
+
+        ``foreground`` (H, W) bool, the static-camera background model's foreground of the frame, turns on
+        the motion check (``min_moving_fraction``): a person found where nothing moves is a pattern of
+        the backdrop, not the subject; the tracking model then forgets it, and the search starts from
+        the moving regions. Without it (or with a moving camera) every person found is taken.
+        """
         frame = check_rgb_frame(frame)
         height, width = frame.shape[:2]
+        moving = self._static_foreground(foreground, (height, width))
         if box is not None and np.isfinite(np.asarray(box, np.float64)).all():
             window = _square_window(np.asarray(box, np.float64), self.config.crop_margin)
         elif self._window is not None and not self.static_image_mode:
@@ -224,20 +320,28 @@ class MediaPipePose:
         if window is None:
             estimate = self._run(self._pose, frame, 0, 0, 1.0, (height, width))
         else:
-            x0, y0, side = window
-            image = _cut(frame, x0, y0, side)
-            scale = 1.0
-            if side > 512:  # the models see 256 px; keep the window small
-                scale = 512.0 / side
-                image = cv2.resize(image, (512, 512), interpolation=cv2.INTER_AREA)
-            estimate = self._run(self._pose, image, x0, y0, scale, (height, width))
+            estimate = self._run_window(self._pose, frame, window)
             if not estimate.found and box is None:  # lost in the window: look at the whole frame
                 estimate = self._run(self._pose, frame, 0, 0, 1.0, (height, width))
+        if not self._moves(estimate, moving):
+            if not self.static_image_mode:
+                self._pose.reset()  # the tracking model would keep following a pattern of the backdrop
+            estimate = PoseEstimate.nothing(height, width)
+        if not estimate.found and box is None and self._search is not None:
+            for candidate in self.search_windows(height, width, moving):
+                found = self._run_window(self._search, frame, candidate)
+                if self._moves(found, moving):
+                    estimate = found
+                    break
         if not self.static_image_mode:
             self._window = _square_window(estimate.box, self.config.crop_margin) if estimate.found else None
+            if estimate.found:
+                self._recent = (estimate.box.copy(), 0)
+            elif self._recent is not None:
+                self._recent = (self._recent[0], self._recent[1] + 1)
         return estimate
 
-    def _other_person(self, frame: np.ndarray, subject: PoseEstimate) -> PoseEstimate | None:
+    def _other_person(self, frame: np.ndarray, subject: PoseEstimate, moving: np.ndarray | None = None) -> PoseEstimate | None:
         """Another person in ``frame`` once the subject's box (grown) is painted in the frame's median
         colour (a plain rectangle, not a person-shaped blob the model could take for someone), or None."""
         if self._probe is None or not subject.found:
@@ -250,25 +354,27 @@ class MediaPipePose:
         painted = frame.copy()
         painted[r0:r1, c0:c1] = np.median(frame.reshape(-1, 3), axis=0).astype(np.uint8)
         other = self._run(self._probe, painted, 0, 0, 1.0, frame.shape[:2])
-        if not other.found:
+        if not self._moves(other, moving):
             return None
         from gas_core.segment.tracking import box_iou
 
         return other if float(box_iou(subject.box, other.box[None])[0]) < 0.5 else None
 
     # ------------------------------------------------------------------ interfaces
-    def detect(self, frame: np.ndarray) -> Detections:
+    def detect(self, frame: np.ndarray, *, foreground: np.ndarray | None = None) -> Detections:
         """Candidate people in ``frame`` (H, W, 3) uint8 RGB: the followed subject first, then another
-        person if the second look finds one; boxes (K, 4) xyxy pixels, scores (K,) shoulder visibility."""
+        person if the second look finds one; boxes (K, 4) xyxy pixels, scores (K,) shoulder visibility.
+        ``foreground`` (H, W) bool: the static-camera foreground of the frame, for the motion check
+        (see :meth:`estimate`)."""
         frame = check_rgb_frame(frame)
-        subject = self.estimate(frame)
+        subject = self.estimate(frame, foreground=foreground)
         boxes, scores = [], []
         if subject.found:
             boxes.append(subject.box)
             scores.append(subject.score)
             stride = self.config.probe_stride
             if stride and self._frames_seen % stride == 0:
-                other = self._other_person(frame, subject)
+                other = self._other_person(frame, subject, self._static_foreground(foreground, frame.shape[:2]))
                 if other is not None:
                     boxes.append(other.box)
                     scores.append(other.score)
@@ -297,12 +403,14 @@ class MediaPipePose:
     def reset(self) -> None:
         """Forget the followed subject (the next frame is searched whole)."""
         self._window = None
+        self._recent = None
         self._last = None
 
     def close(self) -> None:
         self._pose.close()
-        if self._probe is not None:
-            self._probe.close()
+        for model in (self._probe, self._search):
+            if model is not None:
+                model.close()
 
 
 def _largest_components(binary: np.ndarray, keypoints: np.ndarray) -> np.ndarray:

@@ -195,24 +195,30 @@ class VideoMasker:
                                "(static camera only) and no keypoints are estimated")
         self.detector = detector
         self.box_masker = box_masker
+        self.pose = box_masker if isinstance(box_masker, MediaPipePose) else None
+        # MediaPipe as the detector checks that the people it finds move (a static camera's foreground).
+        self._pose_detects = isinstance(detector, MediaPipePose) and detector.config.min_moving_fraction > 0
         self.background = (BackgroundSubtractor(config.background, background_prior)
-                           if detector is None or box_masker is None else None)
+                           if detector is None or box_masker is None or self._pose_detects else None)
         self.tracker = SubjectTracker(config.tracking)
         self.smoother = TemporalMaskSmoother(config.smoothing_window)
-        self.pose = box_masker if isinstance(box_masker, MediaPipePose) else None
         self._next_index = 0
         self._frame_shape: tuple[int, int] | None = None
         self._previous_mask: np.ndarray | None = None  # last refined mask, None after a frame without subject
 
     @property
     def uses_background_model(self) -> bool:
-        """Whether the static-camera background model runs (no detector or no box masker given)."""
+        """Whether the static-camera background model runs (no detector or no box masker given, or
+        MediaPipe's motion check, :attr:`MediaPipePoseConfig.min_moving_fraction`)."""
         return self.background is not None
 
     def _segment(self, item: ForegroundFrame) -> list[SmoothedMask]:
-        components = ForegroundComponents(item.foreground, self.config.background) if item.foreground is not None else None
-        if self.detector is not None:
-            detections: Detections = self.detector.detect(item.frame)
+        components = (ForegroundComponents(item.foreground, self.config.background)
+                      if item.foreground is not None and (self.detector is None or self.box_masker is None) else None)
+        if self._pose_detects:
+            detections: Detections = self.detector.detect(item.frame, foreground=item.foreground)
+        elif self.detector is not None:
+            detections = self.detector.detect(item.frame)
         else:  # pieces of the previous subject box stay one candidate
             detections = components.detections(merge_box=self.tracker.box)
         step: TrackStep = self.tracker.update(item.frame, detections)

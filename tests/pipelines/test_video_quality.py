@@ -62,3 +62,17 @@ def test_box_jumps_nan_values_and_bad_bounds():
         SegmentGates(min_silhouette_iou=1.5)
     with pytest.raises(ValueError, match="statuses"):
         measure_segment(frames[:0], masks[:0], boxes[:0], [])
+
+
+def test_light_dimmed_and_switched_on_is_not_a_change_of_person():
+    frames, masks, boxes = _segment()
+    frames[:, 8:40, 18:24] = (40, 90, 200)  # a two-coloured garment
+    reference = mask_histogram(frames[0], masks[0] > 0)
+    gains = np.array([1.0, 0.8, 0.6, 0.45, 1.3, 1.3])  # dimming, then a light switched on
+    lit = np.clip(frames.astype(np.float64) * gains[:, None, None, None], 0, 255).astype(np.uint8)
+    quality = measure_segment(lit, masks, boxes, ["ok"] * 6, reference=reference)
+    assert quality.identity_distance < 0.1
+    assert check_segment(quality, SegmentGates(), 0.05) == []
+    swapped = lit.copy()
+    swapped[3:, 8:40, 18:30] = (30, 160, 30)  # someone else, under the same light
+    assert measure_segment(swapped, masks, boxes, ["ok"] * 6, reference=reference).identity_distance > 0.35

@@ -99,3 +99,44 @@ def test_builtin_fallback_keeps_a_dancer_in_place_from_the_first_frame(dancers):
         ious = np.array([mask_iou(mask > 127, truth[i]) for i, mask in zip(masks.frame_indices, masks.masks)])
         return min(ious[: len(ious) // 2].mean(), ious[len(ious) // 2:].mean())
     assert worst_half(prior) >= 0.6 and worst_half(prior) > worst_half(plain)
+
+
+@pytest.fixture(scope="module")
+def cluttered_jump(tmp_path_factory, open_body_model_dir):
+    """A heavy body jumping in front of dense clutter (stress scene), 8 frames of 192 px, on which
+    MediaPipe's person detector finds nobody in any frame: frames (T, H, W, 3), true masks (T, H, W)."""
+    from pipelines.synth_video import StressOptions, synthesize_tiktok
+
+    root = tmp_path_factory.mktemp("cluttered")
+    synthesize_tiktok(root, num_videos=1, num_frames=8, size=192, seed=500,
+                      stress=StressOptions(motions=("jump",), bodies=("heavy",), scenes=("cluttered",), people=("none",)))
+    frames, truth, _ = _read(root, "00001")
+    return frames, truth.reshape(len(frames), *frames.shape[1:3])
+
+
+def test_search_finds_the_person_the_detector_misses_on_clutter(cluttered_jump):
+    frames, truth = cluttered_jump
+    plain = MediaPipePose(MediaPipePoseConfig(probe_stride=0, search_scales=()))
+    assert not any(plain.estimate(frame).found for frame in frames)  # the detector alone misses every frame
+    searching = MediaPipePose(MediaPipePoseConfig(probe_stride=0, search_scales=(1.0, 0.8)))
+    estimates = [searching.estimate(frame) for frame in frames]
+    ious = [mask_iou(estimate.mask >= 0.5, true) for estimate, true in zip(estimates, truth)]
+    assert min(ious) > 0.6, ious
+    config = MaskingConfig.tiny()
+    masks = _masks(frames, replace(config, mediapipe=replace(config.mediapipe, search_scales=(1.0, 0.8))))
+    assert masks.statuses.count("ok") >= 6
+    assert min(mask_iou(mask > 127, truth[i]) for i, mask in zip(masks.frame_indices, masks.masks) if mask.any()) > 0.6
+
+
+def test_search_windows_start_from_the_last_box_and_cover_the_frame():
+    estimator = MediaPipePose(MediaPipePoseConfig(probe_stride=0, search_scales=(1.0, 0.5), crop_margin=0.0))
+    windows = estimator.search_windows(100, 200)
+    assert windows[0] == (0, -50, 200)  # the whole longer side, centred
+    assert {(0, 0, 100), (50, 0, 100), (100, 0, 100)} <= set(windows) and len(windows) == 4
+    estimator._recent = (np.array([10, 20, 30, 60], np.float32), 0)
+    assert estimator.search_windows(100, 200)[0] == (0, 20, 40)
+    moving = np.zeros((100, 200), bool)
+    moving[10:50, 150:170] = True
+    assert estimator.search_windows(100, 200, moving)[0] == (140, 10, 40)
+    with pytest.raises(ValueError, match="search_scales"):
+        MediaPipePoseConfig(search_scales=(0.0,))
