@@ -25,6 +25,12 @@ For every sample ``x`` on a target ray (placed only in the band around the posed
    body unlike its training set (a child's thin arms, a thigh seen end-on, a subject a few pixels
    tall); the network's own density adds clothing and hair outside the shell, and colour stays
    the network's.
+6. the reference-silhouette gate (``density_mask_gate``): a point whose observation-space position
+   projects outside the reference mask cannot be occupied, so the learned density and the prior's
+   soft edge outside the fitted surface are multiplied by the reference mask sampled there (the
+   prior inside the fitted surface is never gated). Without it the outline of learned density left
+   in the sampling band and the prior's edge (a grazing ray accumulates the soft occupancy over
+   several centimetres) made the rendered silhouette about a centimetre wider than the subject.
 
 Volume rendering composites colour (on black), opacity and depth. Geometry runs in float32;
 features, transformer and MLP run in bfloat16 autocast on CUDA when ``use_bf16``.
@@ -78,6 +84,9 @@ class NeRFModelConfig(PaperDefaults):
     (metres), with an edge ``body_prior_softness`` (metres) wide; clothing and hair outside that shell
     come from the learned density alone. Models saved before these fields existed load with the
     defaults, i.e. with the prior on; ``body_prior_density=0`` renders exactly as they did.
+    ``density_mask_gate``: multiply the learned density, and the prior outside the fitted surface,
+    by the reference mask where the sample projects into the reference image (True by default; False
+    renders as before the option existed, and suits references that crop the subject).
 
     Preset ``paper()`` (the defaults): SHERF's sizes: 512 px, ResNet18, 32-channel tokens (3 per level), a
     128-wide 8-layer MLP skipping at 4.
