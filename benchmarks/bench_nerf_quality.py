@@ -45,8 +45,9 @@ from PIL import Image  # noqa: E402
 import torch  # noqa: E402
 
 from gas_core.body.smpl import BodyModel  # noqa: E402
-from gas_core.nerf import load_nerf  # noqa: E402
+from gas_core.nerf import GeneralizableHumanNeRF, load_nerf  # noqa: E402
 from gas_core.render.normals import NormalMapRenderer  # noqa: E402
+from pipelines.config import override_field  # noqa: E402
 from pipelines.train_nerf import (  # noqa: E402
     pair_batch,
     box_metrics,
@@ -125,6 +126,19 @@ def evaluate(model, shards: Path, image_size: int, body_model: BodyModel, *, shr
     return table
 
 
+def with_settings(model: GeneralizableHumanNeRF, assignments: list[str]) -> GeneralizableHumanNeRF:
+    """``model``'s weights under its settings with ``KEY=VALUE`` ``assignments`` replaced (render-time fields)."""
+    settings = model.settings
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--render-set must look like KEY=VALUE, got {item!r}")
+        settings = override_field(settings, key.strip(), value)
+    copy = GeneralizableHumanNeRF.from_settings(settings)
+    copy.load_state_dict(model.state_dict())
+    return copy.eval()
+
+
 METRICS = ("psnr", "ssim", "mask_iou")
 
 
@@ -176,6 +190,9 @@ def main() -> None:
     parser.add_argument("--unseen-per-group", type=int, default=3, help="unseen bodies per group (0: none)")
     parser.add_argument("--small-factor", type=float, default=0.3, help="shrink factor of the small-in-frame group")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="training config override")
+    parser.add_argument("--render-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="model setting replaced for evaluation only (e.g. body_prior_softness=0.003): "
+                             "compares render-time settings on one checkpoint")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
@@ -201,6 +218,9 @@ def main() -> None:
         training = f"checkpoint {checkpoint}"
     image_size = load_nerf(checkpoint).settings.image_size if args.checkpoint else config.data.image_size
     model = load_nerf(checkpoint)
+    if args.render_set:
+        model = with_settings(model, args.render_set)
+        training += f"; rendered with {', '.join(args.render_set)}"
     strips = args.work / "strips"
     groups = {"own held-out": evaluate(model, heldout, image_size, body_model, strip=strips / "own_heldout.png")}
     for name, shards in unseen.items():

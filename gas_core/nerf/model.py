@@ -25,6 +25,12 @@ For every sample ``x`` on a target ray (placed only in the band around the posed
    body unlike its training set (a child's thin arms, a thigh seen end-on, a subject a few pixels
    tall); the network's own density adds clothing and hair outside the shell, and colour stays
    the network's.
+6. the reference-silhouette gate (``density_mask_gate``): a point whose observation-space position
+   projects outside the reference mask cannot be occupied, so the learned density and the prior's
+   soft edge outside the fitted surface are multiplied by the reference mask sampled there (the
+   prior inside the fitted surface is never gated). Without it the outline of learned density left
+   in the sampling band and the prior's edge (a grazing ray accumulates the soft occupancy over
+   several centimetres) made the rendered silhouette about a centimetre wider than the subject.
 
 Volume rendering composites colour (on black), opacity and depth. Geometry runs in float32;
 features, transformer and MLP run in bfloat16 autocast on CUDA when ``use_bf16``.
@@ -51,7 +57,7 @@ from gas_core.nerf.types import CameraBatch, NeRFRender, PosedBody, ReferenceVie
 from gas_core.presets import PaperDefaults
 
 __all__ = ["NeRFModelConfig", "GeneralizableHumanNeRF", "ReferenceEncoding", "PixelRender", "load_nerf",
-           "body_prior_occupancy"]
+           "body_prior_occupancy", "body_signed_distance"]
 
 _OCCLUSION_SCALE = 0.1  # metres: depth differences against the reference depth buffer are tanh(d / scale)
 
@@ -78,6 +84,9 @@ class NeRFModelConfig(PaperDefaults):
     (metres), with an edge ``body_prior_softness`` (metres) wide; clothing and hair outside that shell
     come from the learned density alone. Models saved before these fields existed load with the
     defaults, i.e. with the prior on; ``body_prior_density=0`` renders exactly as they did.
+    ``density_mask_gate``: multiply the learned density, and the prior outside the fitted surface,
+    by the reference mask where the sample projects into the reference image (True by default; False
+    renders as before the option existed, and suits references that crop the subject).
 
     Preset ``paper()`` (the defaults): SHERF's sizes: 512 px, ResNet18, 32-channel tokens (3 per level), a
     128-wide 8-layer MLP skipping at 4.
@@ -114,6 +123,7 @@ class NeRFModelConfig(PaperDefaults):
     body_prior_density: float = 200.0
     body_prior_margin: float = 0.0
     body_prior_softness: float = 0.005
+    density_mask_gate: bool = True
 
     def __post_init__(self) -> None:
         positive = ("image_size", "feature_channels", "triplane_resolution", "triplane_channels", "volume_resolution",
@@ -130,6 +140,8 @@ class NeRFModelConfig(PaperDefaults):
             value = float(getattr(self, name))
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
+        if not isinstance(self.density_mask_gate, bool):
+            raise ValueError(f"density_mask_gate must be true or false, got {self.density_mask_gate!r}")
         if not math.isfinite(float(self.body_prior_softness)) or float(self.body_prior_softness) <= 0:
             raise ValueError(f"body_prior_softness must be positive, got {self.body_prior_softness}")
         if isinstance(self.surface_crossings, bool) or int(self.surface_crossings) != self.surface_crossings:
@@ -243,11 +255,19 @@ def body_prior_occupancy(points: Tensor, nearest_vertices: Tensor, nearest_norma
     """
     if softness <= 0:
         raise ValueError(f"softness must be positive, got {softness}")
+    distance = body_signed_distance(points, nearest_vertices, nearest_normals, sideways_limit=sideways_limit)
+    return torch.sigmoid((margin - distance) / softness)
+
+
+def body_signed_distance(points: Tensor, nearest_vertices: Tensor, nearest_normals: Tensor, *,
+                         sideways_limit: float) -> Tensor:
+    """Signed distance (...) in metres of ``points`` (..., 3) to the posed body, negative inside, as
+    :func:`body_prior_occupancy` measures it (the nearest vertex's tangent plane, beside thin parts the
+    sideways excess over ``sideways_limit``)."""
     offset = points - nearest_vertices
     distance = (offset * nearest_normals).sum(dim=-1)
     sideways = (offset.square().sum(dim=-1) - distance.square()).clamp_min(0.0).sqrt()
-    distance = torch.maximum(distance, sideways - sideways_limit)
-    return torch.sigmoid((margin - distance) / softness)
+    return torch.maximum(distance, sideways - sideways_limit)
 
 
 def _nearest_body_vertex(grid: SurfaceProximityGrid, points: Tensor, batch_index: Tensor, fallback: Tensor) -> Tensor:
@@ -343,14 +363,15 @@ class GeneralizableHumanNeRF(ModelMixin, ConfigMixin):
                  density_scale: float = 50.0, density_bias: float = -1.0, visibility_resolution: int = 64,
                  occlusion_tolerance: float = 0.03, chunk_rays: int = 16384, use_bf16: bool = True,
                  body_prior_density: float = 200.0, body_prior_margin: float = 0.0,
-                 body_prior_softness: float = 0.005) -> None:
+                 body_prior_softness: float = 0.005, density_mask_gate: bool = True) -> None:
         super().__init__()
         settings = NeRFModelConfig(**{f.name: value for f, value in zip(fields(NeRFModelConfig), (
             image_size, backbone, feature_channels, triplane_resolution, triplane_channels, volume_resolution,
             volume_channels, token_channels, tokens_per_level, transformer_heads, mlp_width, mlp_depth, mlp_skip,
             xyz_frequencies, view_frequencies, surface_band, grid_cell_size, probes_per_ray, samples_per_ray,
             window_depth, surface_crossings, canonical_margin, density_scale, density_bias, visibility_resolution,
-            occlusion_tolerance, chunk_rays, use_bf16, body_prior_density, body_prior_margin, body_prior_softness))})
+            occlusion_tolerance, chunk_rays, use_bf16, body_prior_density, body_prior_margin, body_prior_softness,
+            density_mask_gate))})
         self.settings = settings
         self.encoder = ImageEncoder(backbone, feature_channels)
         self.triplane = _TriplaneGenerator(self.encoder.global_channels, triplane_channels, triplane_resolution)
@@ -574,12 +595,17 @@ class GeneralizableHumanNeRF(ModelMixin, ConfigMixin):
         with self._autocast(device):
             sigma_raw, colour = self._decode(unit, view, global_features, point_features, pixel_features)
         sigma = s.density_scale * F.softplus(sigma_raw.float() + s.density_bias)  # (R, S), 1/m
+        if s.density_mask_gate:  # a point seen outside the reference silhouette is empty space
+            support = pixel_features[..., s.feature_channels + 3].float().clamp(0.0, 1.0)
+            sigma = sigma * support
         if s.body_prior_density > 0:
             vertex = _nearest_body_vertex(geometry.grid, samples.points, point_batch, samples.nearest_vertex)
-            occupancy = body_prior_occupancy(samples.points, geometry.grid.vertices[point_batch, vertex],
-                                             geometry.normals[point_batch, vertex],
-                                             margin=s.body_prior_margin, softness=s.body_prior_softness,
-                                             sideways_limit=geometry.grid.cell_size)
+            distance = body_signed_distance(samples.points, geometry.grid.vertices[point_batch, vertex],
+                                            geometry.normals[point_batch, vertex],
+                                            sideways_limit=geometry.grid.cell_size)
+            occupancy = torch.sigmoid((s.body_prior_margin - distance) / s.body_prior_softness)
+            if s.density_mask_gate:  # inside the fitted surface the prior holds; its edge outside needs support
+                occupancy = occupancy * torch.where(distance <= 0, torch.ones_like(support), support)
             sigma = sigma + s.body_prior_density * occupancy
         alpha = 1.0 - torch.exp(-sigma * samples.step[:, None])
         transmittance = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1.0 - alpha + 1e-7], dim=1), dim=1)[:, :-1]

@@ -24,10 +24,10 @@ from gas_core.nerf.model import body_prior_occupancy
 
 
 @functools.cache
-def model(body_prior_density: float | None = None, *, silent: bool) -> GeneralizableHumanNeRF:
+def model(body_prior_density: float | None = None, *, silent: bool, gate: bool = True) -> GeneralizableHumanNeRF:
     torch.manual_seed(0)
     overrides = dict(image_size=32, triplane_resolution=8, volume_resolution=8, visibility_resolution=16,
-                     chunk_rays=2048)
+                     chunk_rays=2048, density_mask_gate=gate)
     if body_prior_density is not None:
         overrides["body_prior_density"] = body_prior_density
     network = GeneralizableHumanNeRF.from_preset("tiny", **overrides).eval()
@@ -129,6 +129,25 @@ def test_the_prior_only_adds_opacity_to_an_untrained_network(body_model):
     without = render_opacity(model(0.0, silent=False), body, view)
     assert bool((with_prior >= without - 1e-5).all())
     assert float((with_prior[silhouette(body, view)] >= 0.5).float().mean()) >= 0.95
+
+
+def test_density_the_reference_sees_as_empty_is_suppressed(body_model):
+    """The mask IoU lost on unseen bodies was an outline: learned density in the sampling band and the
+    prior's soft edge around the body. A point that projects outside the reference silhouette is empty
+    space whatever the target view, so the gate removes that outline while the body stays covered."""
+    body = posed(body_model, {16: (0.0, 0.0, -1.0), 17: (0.0, 0.0, 1.0)})
+    front = camera((0.0, 0.0, 3.0), (0.0, 0.0, 0.0), 32, focal=40.0)  # the reference view itself as the target
+    mask = silhouette(body, front)
+    outside = ~mask
+    untrained = {gate: render_opacity(model(silent=False, gate=gate), body, front) for gate in (False, True)}
+    prior = {gate: render_opacity(model(silent=True, gate=gate), body, front) for gate in (False, True)}
+    outline = {(name, gate): int((opacity[gate][outside] >= 0.5).sum())
+               for name, opacity in (("untrained", untrained), ("prior", prior)) for gate in (False, True)}
+    assert outline["untrained", False] > 0.3 * int(mask.sum())  # the band's density: a thick outline
+    assert outline["untrained", True] < 0.3 * outline["untrained", False]
+    assert outline["prior", True] < 0.5 * outline["prior", False]  # the prior's soft edge outside the body is trimmed too
+    for opacity in (untrained[True], prior[True]):
+        assert float((opacity[mask] >= 0.5).float().mean()) >= 0.95
 
 
 def test_occupancy_is_inside_one_and_outside_zero():

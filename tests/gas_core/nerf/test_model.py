@@ -205,9 +205,10 @@ def test_render_reaches_the_torso_behind_a_grazed_arm(monkeypatch):
     centre = torch.tensor([[[size / 2, size / 2]]])  # the optical axis: the ray straight down from the camera
     opacity = {}
     for crossings in (1, 2):
-        # the sampler alone: no body prior (this point cloud's normals are not a closed surface's)
+        # the sampler alone: no body prior (this point cloud's normals are not a closed surface's), no
+        # reference-mask gate (the grazing target rays pass points the reference camera does not see)
         model = small_model(surface_crossings=crossings, samples_per_ray=12, probes_per_ray=64,
-                            body_prior_density=0.0)
+                            body_prior_density=0.0, density_mask_gate=False)
         encoding = model.encode_reference(reference)
         span = encoding.canonical_max - encoding.canonical_min
 
