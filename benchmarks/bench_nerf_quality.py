@@ -36,8 +36,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # nerf_data puts the repository on sys.path, sets GAS_CACHE_DIR's default and configures headless GL.
-from nerf_data import REPO_ROOT, body_silhouettes, make_synthetic_shards  # noqa: E402
-from nerf_unseen import SMALL_GROUP, TUNING_RUN_SEED, UNSEEN_GROUPS, UNSEEN_RUN_SEED, make_unseen_shards, shrink_subject  # noqa: E402
+from nerf_data import REPO_ROOT, body_silhouettes, make_synthetic_shards, reference_pair_batches, with_settings  # noqa: E402
+from nerf_unseen import SMALL_GROUP, TUNING_RUN_SEED, UNSEEN_GROUPS, UNSEEN_RUN_SEED, make_unseen_shards  # noqa: E402
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -45,17 +45,13 @@ from PIL import Image  # noqa: E402
 import torch  # noqa: E402
 
 from gas_core.body.smpl import BodyModel  # noqa: E402
-from gas_core.nerf import GeneralizableHumanNeRF, load_nerf  # noqa: E402
+from gas_core.nerf import load_nerf  # noqa: E402
 from gas_core.render.normals import NormalMapRenderer  # noqa: E402
-from pipelines.config import override_field  # noqa: E402
 from pipelines.train_nerf import (  # noqa: E402
-    pair_batch,
     box_metrics,
     load_train_nerf_config,
-    subject_views,
     train_nerf,
 )
-from shards.reader import make_subject_pipeline  # noqa: E402
 
 
 def baseline_render(batch, renderer: NormalMapRenderer) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,12 +89,8 @@ def evaluate(model, shards: Path, image_size: int, body_model: BodyModel, *, shr
     scores: dict[str, list[torch.Tensor]] = {}
     pairs = subjects = 0
     start = time.perf_counter()
-    for sample in make_subject_pipeline(shards, split_by_node=False, split_by_worker=False):
-        subject = subject_views(sample, image_size)
-        if shrink is not None:
-            subject = shrink_subject(subject, shrink)
-        views = subject.views.shape[0]
-        batch = pair_batch([subject] * (views - 1), [(0, j) for j in range(1, views)], body_model)
+    for batch in reference_pair_batches(shards, image_size, body_model, shrink=shrink, max_subjects=max_subjects):
+        count = batch.target_rgb.shape[0]
         result = model.render(batch.reference, batch.target_camera, batch.target_body)
         baseline_rgb, baseline_mask = baseline_render(batch, renderer)
         for name, (rgb, opacity) in {"ours": (result.rgb, result.opacity), "baseline": (baseline_rgb, baseline_mask)}.items():
@@ -108,15 +100,13 @@ def evaluate(model, shards: Path, image_size: int, body_model: BodyModel, *, shr
                 scores.setdefault(f"{name}/{metric}", []).append(values)
         scores.setdefault("cover/fraction", []).append(batch.target_mask.mean(dim=(1, 2, 3)))
         if strip is not None and subjects == 0:
-            chosen = [0, (views - 1) // 2, views - 2]
+            chosen = [0, count // 2, count - 1]
             rows = [[batch.target_rgb[j], result.rgb[j], baseline_rgb[j], result.opacity[j].expand(3, -1, -1)]
                     for j in chosen]
             strip.parent.mkdir(parents=True, exist_ok=True)
             _strip(rows).save(strip)
-        pairs += views - 1
+        pairs += count
         subjects += 1
-        if max_subjects is not None and subjects >= max_subjects:
-            break
     logging.info("evaluated %d pairs of %s in %.0f s", pairs, shards, time.perf_counter() - start)
     table: dict[str, dict[str, float]] = {}
     for key, values in scores.items():
@@ -124,19 +114,6 @@ def evaluate(model, shards: Path, image_size: int, body_model: BodyModel, *, shr
         table.setdefault(name, {})[metric] = float(torch.cat(values).mean())
     table["_pairs"] = {"count": float(pairs), "values": scores}
     return table
-
-
-def with_settings(model: GeneralizableHumanNeRF, assignments: list[str]) -> GeneralizableHumanNeRF:
-    """``model``'s weights under its settings with ``KEY=VALUE`` ``assignments`` replaced (render-time fields)."""
-    settings = model.settings
-    for item in assignments:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--render-set must look like KEY=VALUE, got {item!r}")
-        settings = override_field(settings, key.strip(), value)
-    copy = GeneralizableHumanNeRF.from_settings(settings)
-    copy.load_state_dict(model.state_dict())
-    return copy.eval()
 
 
 METRICS = ("psnr", "ssim", "mask_iou")

@@ -29,44 +29,30 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nerf_data import REPO_ROOT, body_silhouettes  # noqa: E402
-from nerf_unseen import TUNING_RUN_SEED, UNSEEN_GROUPS, UNSEEN_RUN_SEED, shrink_subject  # noqa: E402
+from nerf_data import REPO_ROOT, body_silhouettes, reference_pair_batches, with_settings  # noqa: E402
+from nerf_unseen import TUNING_RUN_SEED, UNSEEN_GROUPS, UNSEEN_RUN_SEED  # noqa: E402
 
 import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 from gas_core.body.smpl import BodyModel  # noqa: E402
-from gas_core.nerf import GeneralizableHumanNeRF, NeRFModelConfig, load_nerf  # noqa: E402
+from gas_core.nerf import GeneralizableHumanNeRF, load_nerf  # noqa: E402
 from gas_core.render.normals import NormalMapRenderer  # noqa: E402
-from pipelines.train_nerf import pair_batch, subject_views  # noqa: E402
-from shards.reader import make_subject_pipeline  # noqa: E402
 
 COLUMNS = ("iou", "FP ring", "FP far", "FN body", "FN cloth", "cloth hit")
 
 
-def _parse_value(text: str):
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(text.lower(), text)
-
-
-def variant_model(model: GeneralizableHumanNeRF, overrides: dict, *, silent: bool = False) -> GeneralizableHumanNeRF:
-    """``model``'s weights under settings with ``overrides`` replaced; ``silent``: no learned density."""
-    settings = replace(model.settings, **overrides)
-    copy = GeneralizableHumanNeRF.from_settings(settings)
-    copy.load_state_dict(model.state_dict())
+def variant_model(model: GeneralizableHumanNeRF, assignments: list[str], *, silent: bool = False) -> GeneralizableHumanNeRF:
+    """``model``'s weights under settings with ``KEY=VALUE`` ``assignments`` replaced; ``silent``: no learned density."""
+    copy = with_settings(model, assignments)
     if silent:
         with torch.no_grad():
             copy.density_head.weight.zero_()
             copy.density_head.bias.fill_(-40.0)
-    return copy.eval()
+    return copy
 
 
 def pixel_errors(opacity: torch.Tensor, body: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -93,13 +79,7 @@ def group_errors(models: dict[str, GeneralizableHumanNeRF], shards: Path, image_
     """Per model name (and ``baseline``) the per-pair values of :func:`pixel_errors` over ``shards``."""
     renderer = NormalMapRenderer(width=image_size, height=image_size)
     values: dict[str, dict[str, list]] = {}
-    subjects = 0
-    for sample in make_subject_pipeline(shards, split_by_node=False, split_by_worker=False):
-        subject = subject_views(sample, image_size)
-        if shrink is not None:
-            subject = shrink_subject(subject, shrink)
-        views = subject.views.shape[0]
-        batch = pair_batch([subject] * (views - 1), [(0, j) for j in range(1, views)], body_model)
+    for batch in reference_pair_batches(shards, image_size, body_model, shrink=shrink, max_subjects=max_subjects):
         body = body_silhouettes(batch, renderer)[:, None]
         target = batch.target_mask > 0.5
         outputs = {"baseline": body.float()}
@@ -108,9 +88,6 @@ def group_errors(models: dict[str, GeneralizableHumanNeRF], shards: Path, image_
         for name, opacity in outputs.items():
             for column, value in pixel_errors(opacity, body, target).items():
                 values.setdefault(name, {}).setdefault(column, []).append(value)
-        subjects += 1
-        if max_subjects is not None and subjects >= max_subjects:
-            break
     return values
 
 
@@ -143,15 +120,11 @@ def main() -> None:
     models = {"nerf": base}
     for text in args.variant:
         name, _, assignments = text.partition(":")
-        overrides = {key: _parse_value(value) for key, value in (item.split("=") for item in assignments.split(",") if item)}
-        unknown = set(overrides) - set(NeRFModelConfig.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"--variant {text!r}: unknown model settings {sorted(unknown)}")
-        models[name] = variant_model(base, overrides, silent=args.prior_only)
+        models[name] = variant_model(base, [item for item in assignments.split(",") if item], silent=args.prior_only)
     if args.prior_only:
-        models["nerf"] = variant_model(base, {}, silent=True)
+        models["nerf"] = variant_model(base, [], silent=True)
     elif args.silent:
-        models["prior only"] = variant_model(base, {}, silent=True)
+        models["prior only"] = variant_model(base, [], silent=True)
     body_model = BodyModel(None)
     size = base.settings.image_size
     unseen_dir = args.work / ("unseen" if args.unseen_seed == UNSEEN_RUN_SEED else f"unseen_{args.unseen_seed}")
