@@ -111,12 +111,7 @@ def iter_shard_stream(stream: IO[bytes], url: str) -> Iterator[dict[str, Any]]:
 def iter_shard_samples(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     """Raw samples (``{"__key__", "__url__", suffix: bytes}``) of one shard, local path or fsspec URL."""
     location = os.fspath(path)
-    try:
-        folder, name = remote.split_location(location)
-        stream = folder.open(name, "rb")
-    except (OSError, ValueError) as exc:
-        raise ShardReadError(f"{location}: cannot open shard ({exc})") from exc
-    with stream:
+    with _open_shard(location) as stream:
         yield from iter_shard_stream(stream, location)
 
 
