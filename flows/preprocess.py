@@ -73,7 +73,8 @@ def _worker_name() -> str:
 @task(name="preprocess-video", retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_unless_bad_input,
       task_run_name="{ref.dataset}/{ref.subject_id}")
 def preprocess_video_task(ref: Any, config: PreprocessConfig, staging_dir: Path) -> VideoReport:
-    return preprocess_video(ref, config, staging_dir)
+    report = preprocess_video(ref, config, staging_dir)
+    return dataclasses.replace(report, worker=_worker_name())
 
 
 @task(name="pack-shards")
@@ -103,6 +104,8 @@ def preprocess(
     (``tcp://host:8786``): run the subjects on that Dask cluster (``prefect-dask``) instead of
     ``config.workers`` threads here; staging lives in ``out_dir``, so the workers need the raw data
     and ``out_dir``'s storage, not this host's disk, and the table names the worker of each subject.
+    Video datasets run on the cluster too, one task per video; their staging is a folder on a disk,
+    so ``raw_root`` and ``out_dir`` must then be on a disk every worker mounts at the same path.
     The scheduler and the storage are checked first: an unreachable scheduler, a missing bucket or
     bad credentials end the run before anything is written.
     """
@@ -114,9 +117,7 @@ def preprocess(
         if not Folder(out_dir).local:
             raise ValueError(f"out_dir {out_dir}: video datasets stage on a local or shared disk; "
                              "write their shards to a folder there and copy them to object storage")
-        if dask_address:
-            logger.warning("%s: video datasets run on threads in this process; dask_address is not used", dataset)
-        return _preprocess_videos(dataset, Path(raw_root), Path(out_dir), config, limit)
+        return _preprocess_videos(dataset, Path(raw_root), Path(out_dir), config, limit, dask_address)
     plan = plan_subjects(dataset, Path(raw_root), out_dir, limit=limit, gates=config.gates)
     logger.info("%s: %d subjects found, %d already done, %d rejected earlier, %d to process",
                 dataset, plan.total, len(plan.done), len(plan.rejected), len(plan.todo))
@@ -147,14 +148,17 @@ def preprocess(
     return summary
 
 
-def _preprocess_videos(dataset: str, raw_root: Path, out_dir: Path, config: PreprocessConfig, limit: int | None) -> Any:
-    """The video branch of :func:`preprocess`: one task per video, then one pack task."""
+def _preprocess_videos(dataset: str, raw_root: Path, out_dir: Path, config: PreprocessConfig, limit: int | None,
+                       dask_address: str | None = None) -> Any:
+    """The video branch of :func:`preprocess`: one task per video (threads here, or the Dask cluster at
+    ``dask_address``, whose workers then need ``raw_root`` and ``out_dir`` on a shared disk), then one
+    pack task."""
     logger = get_run_logger()
     plan = plan_videos(dataset, raw_root, out_dir, limit=limit)
     logger.info("%s: %d videos found, %d already done, %d to process", dataset, plan.total, len(plan.done), len(plan.todo))
     reports: list[VideoReport] = _run_per_item(
         preprocess_video_task, plan.todo, VideoReport.failed, config.workers,
-        {"config": config, "staging_dir": plan.staging_dir}, f"preprocess {dataset}: videos done (%)")
+        {"config": config, "staging_dir": plan.staging_dir}, f"preprocess {dataset}: videos done (%)", dask_address)
     pack = pack_task(plan.staging_dir, out_dir, config)
     rows = _publish_table(dataset, reports, pack)
     segments = _publish_segment_table(dataset, reports)

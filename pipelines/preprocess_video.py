@@ -161,7 +161,7 @@ class VideoReport(_ItemReport):
     (status, reason and quality values; the flow's segment table, not part of :meth:`as_row`); ``missing_fraction``: frames without the person over all frames;
     ``keypoint_error_px``: mean reprojection error of the fits; against the ground truth of synthetic
     videos (NaN otherwise): ``mask_iou`` (mean over frames) and ``pa_mpjpe_mm`` (Procrustes-aligned
-    joint error of the fit, millimetres); timings in seconds.
+    joint error of the fit, millimetres); timings in seconds; ``worker``: where it ran (set by the flow).
     """
 
     frames: int = 0
@@ -176,6 +176,7 @@ class VideoReport(_ItemReport):
     fit_s: float = 0.0
     write_s: float = 0.0
     segment_rows: tuple[dict[str, Any], ...] = ()
+    worker: str = ""  # where it ran: a Dask worker's address, or host:pid
 
     @classmethod
     def failed(cls, ref: Any, error: str) -> "VideoReport":

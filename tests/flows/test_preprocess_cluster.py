@@ -149,3 +149,26 @@ def test_s3_server_stopped_mid_run_fails_naming_it_and_a_rerun_does_only_the_res
         for name, value in s3_server.env.items():  # back to the session's server
             monkeypatch.setenv(name, value)
         reset_s3_clients()
+
+
+@pytest.mark.slow
+def test_videos_run_on_both_dask_workers_and_pack_once(tmp_path, synthetic_tiktok_root):
+    """Video datasets go to the cluster too (raw videos and staging on a disk both workers share)."""
+    from pipelines.preprocess import load_preprocess_config
+
+    raw = tmp_path / "raw"
+    shutil.copytree(synthetic_tiktok_root, raw)
+    config = load_preprocess_config(preset="tiny", overrides=["video.segment_frames=10", "video.min_segment_frames=6",
+                                                              "video.crop_size=64", "video.fit.hypothesis_iterations=0"])
+    out = tmp_path / "shards"
+    with DaskCluster(2, log_dir=tmp_path, preload=("flows.dask_worker",)) as cluster:
+        state = preprocess(dataset="tiktok", raw_root=str(raw), out_dir=str(out), config=config,
+                           dask_address=cluster.address, return_state=True)
+    assert state.is_completed(), state.message
+    summary = state.result()
+    workers = {row["worker"] for row in summary["reports"]}
+    assert len(summary["reports"]) == 2 and all(row["status"] == "ok" for row in summary["reports"])
+    assert len(workers) == 2 and all(worker.startswith("tcp://127.0.0.1:") for worker in workers), workers
+    manifest = load_manifest(out)
+    assert manifest.total_samples == len(manifest.keys) == summary["samples_written"] >= 2
+    assert shards_cli(["verify", str(out)]) == 0
