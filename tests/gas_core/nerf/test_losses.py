@@ -70,11 +70,12 @@ def test_reconstruction_losses_weigh_the_terms(vgg_weights):
     rendered = torch.rand(2, 3, 16, 16, generator=generator, requires_grad=True)
     opacity = torch.rand(2, 1, 16, 16, generator=generator)
     terms = reconstruction_losses(rendered, target, opacity, mask, LossWeights(), lpips_model=load_lpips(vgg_weights))
-    expected = 100 * terms["rgb_mse"] + 10 * terms["mask_mse"] + (1 - terms["ssim"]) + terms["lpips"]
+    expected = (100 * terms["rgb_mse"] + 10 * terms["mask_mse"] + (1 - terms["ssim"]) + terms["lpips"]
+                + 1.0 * terms["outside"])
     torch.testing.assert_close(terms["total"], expected)
     terms["total"].backward()
     assert rendered.grad.abs().sum() > 0
-    only_mask = reconstruction_losses(rendered, target, opacity, mask, LossWeights(rgb=0, ssim=0, lpips=0))
+    only_mask = reconstruction_losses(rendered, target, opacity, mask, LossWeights(rgb=0, ssim=0, lpips=0, outside=0))
     torch.testing.assert_close(only_mask["total"], 10 * only_mask["mask_mse"])
     with pytest.raises(ValueError, match="weight"):
         LossWeights(rgb=-1)
