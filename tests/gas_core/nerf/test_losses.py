@@ -125,7 +125,7 @@ def test_reconstruction_losses_add_the_outside_term_only_when_weighted():
     target = torch.rand(1, 3, 20, 20, generator=generator)
     mask = _square_mask()
     opacity = (mask + 0.5 * outside_band(mask, 3).float()).requires_grad_(True)
-    off = reconstruction_losses(target, target, opacity, mask, LossWeights(ssim=0))
+    off = reconstruction_losses(target, target, opacity, mask, LossWeights(ssim=0, outside=0))
     assert "outside" not in off
     on = reconstruction_losses(target, target, opacity, mask, LossWeights(ssim=0, outside=2.0, outside_band_px=3))
     torch.testing.assert_close(on["outside"], outside_opacity_loss(opacity, mask, 3))
