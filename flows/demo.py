@@ -186,7 +186,9 @@ def run_demo(out: Path, *, num_subjects: int = 2, preset: str = "paper") -> int:
 def _hold_out(ref, root: Path) -> str:
     """Move a synthetic THuman subject (its folder and ground truth) to another dataset root; returns its id."""
     target = root / "model" / ref.subject_id
-    if not target.exists():
+    if target.exists():  # held out by an earlier run; this run synthesised the same subject again
+        shutil.rmtree(ref.path, ignore_errors=True)
+    else:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(ref.path), str(target))
     truth = Path(ref.path).parents[1] / GROUNDTRUTH_DIRNAME / f"{ref.subject_id}.json"
