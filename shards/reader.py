@@ -161,20 +161,20 @@ class ReadAheadShard(io.RawIOBase):
     def _fetch(self) -> None:
         try:
             folder, name = remote.split_location(self.location)
-            stream = folder.open(name, "rb", block_size=self._chunk_bytes)
+            chunks = folder.iter_chunks(name, self._chunk_bytes)
         except Exception as error:  # noqa: BLE001 - handed to the reader, which raises it naming the shard
             self._put(ShardReadError(f"{self.location}: cannot open shard ({type(error).__name__}: {error})"))
             return
+        started = False
         try:
-            with stream:
-                while not self._stop.is_set():
-                    data = stream.read(self._chunk_bytes)
-                    if not data:
-                        break
-                    if not self._put(data):
+            with contextlib.closing(chunks):
+                for data in chunks:
+                    started = True
+                    if self._stop.is_set() or not self._put(data):
                         return
         except Exception as error:  # noqa: BLE001
-            self._put(ShardReadError(f"{self.location}: reading failed ({type(error).__name__}: {error})"))
+            what = "reading failed" if started else "cannot open shard"
+            self._put(ShardReadError(f"{self.location}: {what} ({type(error).__name__}: {error})"))
             return
         self._put(self._END)
 

@@ -207,6 +207,82 @@ class Folder:
             return self.fs.open(self.path(name), mode, block_size=block_size)
         return self.fs.open(self.path(name), mode)
 
+    def iter_chunks(self, name: str, chunk_bytes: int) -> Iterator[bytes]:
+        """The bytes of ``name`` in order, ``chunk_bytes`` at a time (the last chunk may be shorter).
+
+        On object storage whose fsspec back end streams (``open_async``: s3fs, gcsfs) the whole object
+        comes through one request, read as it arrives: a sequential reader then pays neither a request
+        per block nor the buffered file's copies (about 2.5x the rate of 8 MB ranged reads from the S3
+        test server, ``benchmarks/bench_scale.py``). If that stream breaks part-way, reading goes on
+        from the same offset through :meth:`open` (ranged requests, with the back end's retries).
+        Elsewhere (a local disk, ``memory://``) it reads through :meth:`open`. Close the iterator to
+        stop early; the connection is released.
+        """
+        if chunk_bytes < 1:
+            raise ValueError(f"chunk_bytes must be >= 1, got {chunk_bytes}")
+        return self._iter_chunks(name, chunk_bytes)
+
+    def _iter_chunks(self, name: str, chunk_bytes: int) -> Iterator[bytes]:
+        offset = 0
+        stream = self._open_streamed(name)
+        if stream is not None:
+            from fsspec.asyn import sync
+
+            async def next_chunk() -> bytes:
+                parts, count = [], 0
+                while count < chunk_bytes:
+                    data = await stream.read(chunk_bytes - count)
+                    if not data:
+                        break
+                    parts.append(data)
+                    count += len(data)
+                return b"".join(parts)
+
+            try:
+                while True:
+                    try:
+                        data = sync(self.fs.loop, next_chunk)
+                    except (OSError, TimeoutError, RuntimeError) as error:
+                        if self._stream_size(stream) is None:
+                            raise
+                        logger.warning("%s: stream broke at byte %d (%s: %s); reading on with ranged requests",
+                                       self.join(name), offset, type(error).__name__, error)
+                        break
+                    if not data:
+                        return
+                    offset += len(data)
+                    yield data
+            finally:
+                body = getattr(stream, "r", None)
+                if body is not None:
+                    with contextlib.suppress(Exception):
+                        body.close()
+        with self.open(name, "rb", block_size=None if self.local else chunk_bytes) as handle:
+            if offset:
+                handle.seek(offset)
+            while True:
+                data = handle.read(chunk_bytes)
+                if not data:
+                    return
+                yield data
+
+    def _open_streamed(self, name: str) -> Any:
+        """An fsspec async streamed file for ``name``, or None where the back end has none."""
+        if self.local or not getattr(self.fs, "async_impl", False):
+            return None
+        from fsspec.asyn import sync
+
+        try:
+            return sync(self.fs.loop, self.fs.open_async, self.path(name), "rb")
+        except NotImplementedError:
+            return None
+
+    @staticmethod
+    def _stream_size(stream: Any) -> int | None:
+        """The object's size once its stream has started (s3fs records it), else None."""
+        size = getattr(stream, "size", None)
+        return int(size) if size is not None else None
+
     def read_bytes(self, name: str) -> bytes:
         with self.open(name, "rb") as stream:
             return stream.read()

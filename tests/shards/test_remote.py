@@ -27,3 +27,17 @@ def test_bad_arguments_name_the_argument():
         split_location("memory://bucket/folder/")
     with pytest.raises(ValueError, match="pattern"):
         glob_locations("memory://bucket/folder/file.tar")
+
+
+def test_iter_chunks_on_memory_and_local_storage(tmp_path):
+    data = bytes(range(256)) * 50
+    for location in (f"memory://chunks-{tmp_path.name}", str(tmp_path / "chunks")):
+        folder = Folder(location)
+        folder.makedirs()
+        folder.write_atomic("blob.bin", data)
+        assert folder._open_streamed("blob.bin") is None  # no streamed back end: plain reads
+        chunks = list(folder.iter_chunks("blob.bin", 5000))
+        assert b"".join(chunks) == data
+        assert [len(chunk) for chunk in chunks] == [5000, 5000, 2800]
+    with pytest.raises(ValueError, match="chunk_bytes"):
+        Folder(str(tmp_path)).iter_chunks("blob.bin", 0)

@@ -91,3 +91,42 @@ def test_preflight_names_a_missing_bucket_and_bad_credentials(s3_server, s3_buck
         monkeypatch.undo()
         reset_s3_clients()
     Folder(f"{s3_bucket}/out").check_writable()
+
+
+def test_iter_chunks_streams_one_request_and_keeps_chunk_sizes(s3_bucket):
+    folder = Folder(f"{s3_bucket}/blobs")
+    data = bytes(range(256)) * 4000 + b"tail"  # 1,024,004 bytes
+    folder.write_atomic("blob.bin", data)
+    assert folder._open_streamed("blob.bin") is not None  # s3fs streams: one GET for the whole object
+    chunks = list(folder.iter_chunks("blob.bin", 100_000))
+    assert b"".join(chunks) == data
+    assert [len(chunk) for chunk in chunks[:-1]] == [100_000] * (len(chunks) - 1)
+    assert 0 < len(chunks[-1]) <= 100_000
+    with pytest.raises(FileNotFoundError):
+        next(folder.iter_chunks("missing.bin", 1000))
+
+
+def test_iter_chunks_reads_on_with_ranged_requests_when_the_stream_breaks(s3_bucket, monkeypatch, caplog):
+    folder = Folder(f"{s3_bucket}/blobs")
+    data = bytes(range(251)) * 2000
+    folder.write_atomic("blob.bin", data)
+    opened = folder._open_streamed
+
+    def breaking(name):
+        stream = opened(name)
+        original, calls = stream.read, []
+
+        async def read(length=-1):
+            calls.append(length)
+            if len(calls) > 2:
+                raise ConnectionResetError("peer went away")
+            return await original(min(length, 50_000))
+        stream.read = read
+        return stream
+
+    monkeypatch.setattr(folder, "_open_streamed", breaking)
+    with caplog.at_level("WARNING", logger="shards.remote"):
+        chunks = list(folder.iter_chunks("blob.bin", 100_000))
+    assert b"".join(chunks) == data  # the first 100,000 bytes streamed, the rest from ranged reads
+    assert len(chunks[0]) == 100_000
+    assert "stream broke at byte 100000" in caplog.text
