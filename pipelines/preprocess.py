@@ -372,12 +372,14 @@ def _review_rejected(ref: SubjectRef, out: Folder, key: str, gates: QualityGates
 @dataclass(frozen=True)
 class _ItemReport:
     """The fields every per-item report of this stage starts with (:class:`SubjectReport`, and
-    ``pipelines.preprocess_video.VideoReport``): the item, its ``status`` and the ``error`` text."""
+    ``pipelines.preprocess_video.VideoReport``): the item, its ``status``, the ``error`` text and the
+    ``worker`` it ran on."""
 
     dataset: str
     subject_id: str
     status: str
     error: str = ""
+    worker: str = ""  # where it ran (set by the flow): a Dask worker's address, or host:pid
 
 
 @dataclass(frozen=True)
@@ -397,7 +399,6 @@ class SubjectReport(_ItemReport):
     joint_error_cm: float = float("nan")  # against ground-truth joints, when the dataset has them
     rejected_by: str = ""
     quality: dict[str, float | None] = field(default_factory=dict)
-    worker: str = ""  # where it ran: a Dask worker's address, or host:pid
 
     @classmethod
     def failed(cls, ref: SubjectRef, error: str) -> "SubjectReport":

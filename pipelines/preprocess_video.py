@@ -176,7 +176,6 @@ class VideoReport(_ItemReport):
     fit_s: float = 0.0
     write_s: float = 0.0
     segment_rows: tuple[dict[str, Any], ...] = ()
-    worker: str = ""  # where it ran: a Dask worker's address, or host:pid
 
     @classmethod
     def failed(cls, ref: Any, error: str) -> "VideoReport":
