@@ -210,7 +210,7 @@ class Folder:
     def iter_chunks(self, name: str, chunk_bytes: int) -> Iterator[bytes]:
         """The bytes of ``name`` in order, ``chunk_bytes`` at a time (the last chunk may be shorter).
 
-        On object storage whose fsspec back end streams (``open_async``: s3fs, gcsfs) the whole object
+        On object storage whose fsspec back end streams (``open_async``; s3fs does) the whole object
         comes through one request, read as it arrives: a sequential reader then pays neither a request
         per block nor the buffered file's copies (about 2.5x the rate of 8 MB ranged reads from the S3
         test server, ``benchmarks/bench_scale.py``). If that stream breaks part-way, reading goes on
