@@ -67,6 +67,7 @@ class SegmentScore:
     accel_error: float = float("nan")
     accel_truth: float = float("nan")
     identity_kept: float = float("nan")
+    reason: str = ""
 
     @property
     def broken(self) -> bool:
@@ -172,7 +173,8 @@ def score_video(ref, report, staging: Path, body, config) -> list[SegmentScore]:
     rejected = [row for row in getattr(report, "segment_rows", ()) if row.get("status") != "ok"]
     if not hasattr(report, "segment_rows"):
         rejected = [{} for _ in range(int(report.dropped))]
-    scores += [SegmentScore(video=ref.subject_id, packed=False, mask_iou=float(row.get("true_mask_iou", float("nan"))))
+    scores += [SegmentScore(video=ref.subject_id, packed=False, mask_iou=float(row.get("true_mask_iou", float("nan"))),
+                            reason=str(row.get("reason", "")))
                for row in rejected]
     return scores
 
@@ -192,14 +194,15 @@ def run_set(root: Path, config, body, work: Path) -> tuple[list[SegmentScore], f
             report = preprocess_video(ref, config, plan.staging_dir)
         except NoUsableSegmentError as error:  # every segment rejected: score the rows
             print(f"  {root.name}/{ref.subject_id}: every segment rejected", flush=True)
-            scores += [SegmentScore(video=ref.subject_id, packed=False,
-                                    mask_iou=float(row.get("true_mask_iou", float("nan"))))
+            scores += [SegmentScore(video=f"{root.name}/{ref.subject_id}", packed=False,
+                                    mask_iou=float(row.get("true_mask_iou", float("nan"))), reason=str(row.get("reason", "")))
                        for row in error.segment_rows if row.get("status") != "ok"]
             continue
         except ScanReadError as error:
             print(f"  {root.name}/{ref.subject_id}: failed ({error})", flush=True)
             continue
-        scores += score_video(ref, report, plan.staging_dir / make_key(ref.dataset, ref.subject_id), body, config)
+        found = score_video(ref, report, plan.staging_dir / make_key(ref.dataset, ref.subject_id), body, config)
+        scores += [dataclasses.replace(score, video=f"{root.name}/{ref.subject_id}") for score in found]
     return scores, time.perf_counter() - start
 
 
@@ -224,6 +227,18 @@ def summary(scores: list[SegmentScore]) -> dict[str, float]:
     }
 
 
+def print_rejected(scores: list[SegmentScore]) -> None:
+    """One row per segment that was not packed: its video, true mask IoU (when it reached a fit) and reason."""
+    rejected = [score for score in scores if not score.packed]
+    if not rejected:
+        return
+    print("\n| rejected segment of | true mask IoU | healthy | reason |\n| --- | --- | --- | --- |")
+    for score in rejected:
+        healthy = "" if not np.isfinite(score.mask_iou) else ("no" if score.broken else "yes")
+        reason = score.reason.split(": ", 1)[-1].replace("|", "/")
+        print(f"| {score.video} | {score.mask_iou:.3f} | {healthy} | {reason} |")
+
+
 def tune(args, config, body) -> int:
     """The stress set of each tuning seed through the config as it is; prints one table row over all."""
     from pipelines.synth_video import StressOptions, synthesize_tiktok
@@ -245,6 +260,7 @@ def tune(args, config, body) -> int:
           "| healthy rejected (%) |\n| --- | --- | --- | --- | --- | --- | --- |")
     print(f"| {s['segments']} | {s['mask_iou']:.3f} | {s['worst_iou']:.3f} | {s['pa_mpjpe_mm']:.1f} | {s['broken_packed']} / "
           f"{s['broken_rejected']} | {s['unscored_rejected']} | {s['healthy_rejected']:.0f} |")
+    print_rejected(scores)
     return 0
 
 
@@ -272,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     body = BodyModel(config.body_model_path)
     if args.tuning:
         return tune(args, config, body)
-    rows = []
+    rows, rejected = [], []
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         roots = write_sets(work, args.videos, args.frames, args.size, args.seed)
@@ -280,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, root in roots.items():
                 scores, seconds = run_set(root, variant, body, work)
                 rows.append((name, label, summary(scores), seconds))
+                rejected.append((name, label, scores))
                 print(f"{name} / {label}: {len(scores)} segments, {seconds:.0f} s", flush=True)
 
     print(f"\n{args.videos} videos per set x {args.frames} frames, {args.size}x{args.size}, segments of {args.segment} "
@@ -306,6 +323,10 @@ def main(argv: list[str] | None = None) -> int:
     print("\n| target | measured | |\n| --- | --- | --- |")
     for name, value, ok in checks:
         print(f"| {name} | {value:.3f} | {'pass' if ok else 'FAIL'} |")
+    for name, label, scores in rejected:
+        if any(not score.packed for score in scores):
+            print(f"\n{name} / {label}:", end="")
+            print_rejected(scores)
     return 0
 
 

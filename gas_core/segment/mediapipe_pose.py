@@ -90,6 +90,15 @@ class MediaPipePoseConfig:
             shapes in skin and garment colours) and then follows them; nothing there moves.
         max_moving_frame_fraction: a foreground map covering more than this fraction of the frame means
             the camera moves (shake, zoom, pan); the motion check is then skipped, in (0, 1].
+        continuity_iou: following a video, a person found outside the window around the subject's
+            previous box (by the whole-frame look or the search) while the subject's last box is
+            remembered (seen in the last ``search_memory`` frames) is taken only when its box overlaps
+            that box by at least this IoU, in [0, 1] (0: no check). People the landmark model makes of clutter or of an
+            empty backdrop turn up elsewhere or at another size than the subject just seen.
+        continuity_area_ratio: ... and only when its box's area is within this factor of that box's
+            (>= 1; 0: no area check).
+        continuity_after: the two checks apply once the subject has been followed for this many frames in
+            a row (>= 1), so that a first, partial or wrong find does not lock out the subject.
     """
 
     model_complexity: int = 1
@@ -106,12 +115,15 @@ class MediaPipePoseConfig:
     search_memory: int = 30
     min_moving_fraction: float = 0.0
     max_moving_frame_fraction: float = 0.5
+    continuity_iou: float = 0.3
+    continuity_area_ratio: float = 2.0
+    continuity_after: int = 8
 
     def __post_init__(self) -> None:
         if self.model_complexity not in (0, 1, 2):
             raise ValueError(f"model_complexity must be 0, 1 or 2, got {self.model_complexity}")
         for name in ("min_detection_confidence", "min_tracking_confidence", "min_visibility", "min_person_score",
-                     "search_detection_confidence", "min_moving_fraction"):
+                     "search_detection_confidence", "min_moving_fraction", "continuity_iou"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 < self.mask_threshold < 1.0:
@@ -126,6 +138,10 @@ class MediaPipePoseConfig:
             raise ValueError(f"max_moving_frame_fraction must be in (0, 1], got {self.max_moving_frame_fraction}")
         if self.search_memory < 0:
             raise ValueError(f"search_memory must be >= 0, got {self.search_memory}")
+        if self.continuity_after < 1:
+            raise ValueError(f"continuity_after must be >= 1, got {self.continuity_after}")
+        if self.continuity_area_ratio != 0 and not self.continuity_area_ratio >= 1.0:
+            raise ValueError(f"continuity_area_ratio must be 0 (off) or >= 1, got {self.continuity_area_ratio}")
 
 
 @dataclass(frozen=True)
@@ -198,6 +214,8 @@ class MediaPipePose:
                                      min_detection_confidence=config.search_detection_confidence)
         self._window: tuple[int, int, int] | None = None  # crop followed by the tracking model
         self._recent: tuple[np.ndarray, int] | None = None  # (subject's last box, frames since it was seen)
+        self._streak = 0  # frames in a row with the subject found
+        self._established = False  # followed for continuity_after frames in a row (and not lost since)
         self._frames_seen = 0
         self._last: tuple[int, PoseEstimate, np.ndarray] | None = None  # (frame id, estimate, frame) of detect()
 
@@ -292,6 +310,31 @@ class MediaPipePose:
         person = estimate.mask >= self.config.mask_threshold
         return bool(moving[person].mean() >= self.config.min_moving_fraction) if person.any() else False
 
+    def continues(self, box: np.ndarray) -> bool:
+        """Whether a person found at ``box`` (4,) xyxy pixels may be the followed subject: True unless the
+        subject has been followed for ``continuity_after`` frames in a row, its last box is remembered (seen
+        in the last ``search_memory`` frames) and ``box`` overlaps it by less than ``continuity_iou`` or
+        differs from it in area by more than ``continuity_area_ratio``."""
+        c = self.config
+        if (self.static_image_mode or not self._established or self._recent is None
+                or self._recent[1] > c.search_memory):
+            return True
+        from gas_core.segment.tracking import box_iou
+
+        last = self._recent[0]
+        if c.continuity_iou > 0 and float(box_iou(last, np.asarray(box)[None])[0]) < c.continuity_iou:
+            return False
+        if c.continuity_area_ratio > 0:
+            area = lambda b: max(float(b[2] - b[0]), 1.0) * max(float(b[3] - b[1]), 1.0)  # noqa: E731
+            ratio = area(box) / area(last)
+            if max(ratio, 1.0 / ratio) > c.continuity_area_ratio:
+                return False
+        return True
+
+    def _follows(self, estimate: PoseEstimate, moving: np.ndarray | None, continuity: bool) -> bool:
+        """Whether ``estimate`` found a person that passes the motion check and, when ``continuity``, :meth:`continues`."""
+        return self._moves(estimate, moving) and (not continuity or self.continues(estimate.box))
+
     def estimate(self, frame: np.ndarray, box: np.ndarray | None = None, *,
                  foreground: np.ndarray | None = None) -> PoseEstimate:
         """The person in ``frame`` (H, W, 3) uint8 RGB, inside ``box`` (4,) xyxy pixels grown by the crop
@@ -307,6 +350,12 @@ class MediaPipePose:
         the motion check (``min_moving_fraction``): a person found where nothing moves is a pattern of
         the backdrop, not the subject; the tracking model then forgets it, and the search starts from
         the moving regions. Without it (or with a moving camera) every person found is taken.
+
+        Following a video, a person found outside the subject's window (by the whole-frame look or the
+        search) who is not where the subject just was, or not of its size (:meth:`continues`;
+        ``continuity_iou``, ``continuity_area_ratio``), is taken as nobody: the tracking model forgets it
+        and the search starts from the subject's last box. The tracking model's find in the window around
+        the subject's previous box is not checked.
         """
         frame = check_rgb_frame(frame)
         height, width = frame.shape[:2]
@@ -317,28 +366,35 @@ class MediaPipePose:
             window = self._window
         else:
             window = None
+        followed = False  # found in the window around the subject's previous box
         if window is None:
             estimate = self._run(self._pose, frame, 0, 0, 1.0, (height, width))
         else:
             estimate = self._run_window(self._pose, frame, window)
+            followed = estimate.found
             if not estimate.found and box is None:  # lost in the window: look at the whole frame
                 estimate = self._run(self._pose, frame, 0, 0, 1.0, (height, width))
-        if not self._moves(estimate, moving):
+        if not self._follows(estimate, moving, continuity=box is None and not followed):
             if not self.static_image_mode:
                 self._pose.reset()  # the tracking model would keep following a pattern of the backdrop
             estimate = PoseEstimate.nothing(height, width)
         if not estimate.found and box is None and self._search is not None:
             for candidate in self.search_windows(height, width, moving):
                 found = self._run_window(self._search, frame, candidate)
-                if self._moves(found, moving):
+                if self._follows(found, moving, continuity=True):
                     estimate = found
                     break
         if not self.static_image_mode:
             self._window = _square_window(estimate.box, self.config.crop_margin) if estimate.found else None
             if estimate.found:
                 self._recent = (estimate.box.copy(), 0)
-            elif self._recent is not None:
-                self._recent = (self._recent[0], self._recent[1] + 1)
+                self._streak += 1
+                self._established |= self._streak >= self.config.continuity_after
+            else:
+                self._streak = 0
+                if self._recent is not None:
+                    self._recent = (self._recent[0], self._recent[1] + 1)
+                    self._established &= self._recent[1] <= self.config.search_memory
         return estimate
 
     def _other_person(self, frame: np.ndarray, subject: PoseEstimate, moving: np.ndarray | None = None) -> PoseEstimate | None:
@@ -404,6 +460,8 @@ class MediaPipePose:
         """Forget the followed subject (the next frame is searched whole)."""
         self._window = None
         self._recent = None
+        self._streak = 0
+        self._established = False
         self._last = None
 
     def close(self) -> None:

@@ -39,6 +39,20 @@ def test_broken_segments_are_counted_packed_or_rejected(bench):
     assert summary["identity_kept"] == pytest.approx(100 * 3.5 / 4)
 
 
+def test_rejected_segments_are_listed_with_their_reason(bench, capsys):
+    Score = bench.SegmentScore
+    bench.print_rejected([
+        Score("stress/00001", packed=True, mask_iou=0.9, identity_kept=1.0),
+        Score("stress/00002", packed=False, mask_iou=0.93, identity_kept=1.0,
+              reason="segment 0 (frames 0-23): rejected by the quality gates (area_jump 0.4 > 0.3: a mask jump)"),
+        Score("stress/00003", packed=False, reason="segment 1 (frames 24-47): rejected, 3 of 24 frames without a single clear person"),
+    ])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| stress/")]
+    assert len(rows) == 2  # the packed segment is not listed
+    assert rows[0].startswith("| stress/00002 | 0.930 | yes | rejected by the quality gates (area_jump")
+    assert rows[1].startswith("| stress/00003 | nan |  | rejected, 3 of 24 frames")
+
+
 def test_tuning_seeds_are_refused(bench, tmp_path):
     with pytest.raises(SystemExit, match="tuned"):
         bench.write_sets(tmp_path, 1, 4, 32, seed=bench.TUNING_SEEDS[0])

@@ -140,3 +140,42 @@ def test_search_windows_start_from_the_last_box_and_cover_the_frame():
     assert estimator.search_windows(100, 200, moving)[0] == (140, 10, 40)
     with pytest.raises(ValueError, match="search_scales"):
         MediaPipePoseConfig(search_scales=(0.0,))
+
+
+def _moved_person(frames: np.ndarray, truth: np.ndarray, t: int, shift: int) -> tuple[np.ndarray, np.ndarray]:
+    """The background plate of ``frames`` alone, and with the person of frame ``t`` moved ``shift`` px sideways."""
+    plate = np.clip(video_background(iter(frames)), 0, 255).astype(np.uint8)
+    moved = plate.copy()
+    mask = np.roll(truth[t], shift, axis=1)
+    moved[mask] = np.roll(frames[t], shift, axis=1)[mask]
+    return plate, moved
+
+
+def test_a_person_found_away_from_the_subject_just_followed_is_not_taken(dancers):
+    _, (frames, truth, _) = dancers  # the walk: the background plate of the whole video is clean
+    cols = np.flatnonzero(truth[10].any(axis=0))
+    empty, moved = _moved_person(frames, truth, 10, 2 - int(cols[0]))  # to the left edge: box IoU < 0.3
+
+    def run(config: MediaPipePoseConfig, followed: int) -> list[bool]:
+        estimator = MediaPipePose(config)
+        seen = [estimator.estimate(frame).found for frame in frames[:followed]]
+        assert all(seen)
+        found = [estimator.estimate(empty).found, estimator.estimate(moved).found]
+        back = estimator.estimate(frames[followed])
+        estimator.close()
+        return found + [back.found and mask_iou(back.mask >= 0.5, truth[followed]) > 0.8]
+
+    checked = MediaPipePoseConfig(probe_stride=0)  # the defaults: IoU 0.3, area within 2x, after 8 frames
+    plain = replace(checked, continuity_iou=0.0, continuity_area_ratio=0.0)
+    assert run(plain, 10) == [False, True, True]  # without the check the moved person is taken
+    assert run(checked, 10) == [False, False, True]  # with it: not where the subject was; the subject is
+    assert run(checked, 4) == [False, True, True]  # followed for fewer than continuity_after frames: no check
+
+
+def test_continuity_settings_are_checked():
+    with pytest.raises(ValueError, match="continuity_iou"):
+        MediaPipePoseConfig(continuity_iou=1.5)
+    with pytest.raises(ValueError, match="continuity_area_ratio"):
+        MediaPipePoseConfig(continuity_area_ratio=0.5)
+    with pytest.raises(ValueError, match="continuity_after"):
+        MediaPipePoseConfig(continuity_after=0)
