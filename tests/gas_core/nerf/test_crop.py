@@ -1,4 +1,5 @@
-"""Zooming the reference onto its subject (``reference_crop``): windows, cameras that follow, scale invariance."""
+"""The reference's own pixels: zooming onto the subject (``reference_crop``: windows, cameras that follow,
+scale invariance), the reference colour blend (``reference_colour_blend``), and how older models load."""
 
 from __future__ import annotations
 
@@ -106,7 +107,8 @@ def test_a_subject_small_in_frame_renders_like_a_large_one(posed_bodies):
     target = orbit(SIZE, views=4).index(1)
     gaps = {}
     for crop in (False, True):
-        model = small_model(reference_crop=crop, body_prior_density=0.0, density_mask_gate=False)
+        model = small_model(reference_crop=crop, reference_colour_blend=False, body_prior_density=0.0,
+                            density_mask_gate=False)
         large_render = model.render(reference, target, body)
         small_render = model.render(small, target, body)
         seen = large_render.opacity > 0.05
@@ -119,17 +121,47 @@ def test_a_subject_small_in_frame_renders_like_a_large_one(posed_bodies):
 def test_reference_crop_setting_and_older_checkpoints(tmp_path, posed_bodies):
     with pytest.raises(ValueError, match="reference_crop"):
         GeneralizableHumanNeRF.from_preset("tiny", reference_crop="yes")
-    model = small_model(reference_crop=False)
+    with pytest.raises(ValueError, match="reference_colour_blend"):
+        GeneralizableHumanNeRF.from_preset("tiny", reference_colour_blend=1)
+    model = small_model(reference_crop=False, reference_colour_blend=False)
     model.save_pretrained(tmp_path / "saved")
     config_path = tmp_path / "saved" / "config.json"
     config = json.loads(config_path.read_text())
-    assert config["reference_crop"] is False
-    del config["reference_crop"]  # as written before the option existed
+    assert config["reference_crop"] is False and config["reference_colour_blend"] is False
+    del config["reference_crop"], config["reference_colour_blend"]  # as written before the options existed
     config_path.write_text(json.dumps(config))
-    loaded = load_nerf(tmp_path / "saved")
-    assert loaded.settings == replace(model.settings, reference_crop=True)
-    old = GeneralizableHumanNeRF.from_pretrained(tmp_path / "saved", reference_crop=False).eval()
+    loaded = load_nerf(tmp_path / "saved")  # loads with both off, as such a model was trained
+    assert loaded.settings == model.settings
     reference = make_reference(posed_bodies, SIZE)
     camera = orbit(SIZE, views=4).index(torch.tensor([1, 2]))
-    torch.testing.assert_close(old.render(reference, camera, posed_bodies).rgb,
+    torch.testing.assert_close(loaded.render(reference, camera, posed_bodies).rgb,
                                model.render(reference, camera, posed_bodies).rgb, atol=1e-6, rtol=0)
+    # new models have both on, and keep them through save and load
+    fresh = small_model()
+    assert fresh.settings.reference_crop and fresh.settings.reference_colour_blend
+    fresh.save_pretrained(tmp_path / "fresh")
+    assert load_nerf(tmp_path / "fresh").settings == fresh.settings
+    cropped_on = GeneralizableHumanNeRF.from_pretrained(tmp_path / "saved", reference_crop=True)
+    assert cropped_on.settings.reference_crop and not cropped_on.settings.reference_colour_blend
+
+
+def test_colour_blend_passes_the_reference_colour_through(posed_bodies):
+    body = posed_bodies.index(0)
+    reference = smooth_reference(body, SIZE)
+    colour = torch.tensor([0.9, 0.1, 0.2])
+    reference = ReferenceView(image=colour.view(1, 3, 1, 1).expand(1, 3, SIZE, SIZE).clone(), mask=reference.mask,
+                              camera=reference.camera, body=body)
+    errors = {}
+    for weight in (-30.0, 30.0):  # the blend trusting the network only, and the reference only
+        model = small_model(density_mask_gate=False)
+        with torch.no_grad():
+            model.colour_blend.weight.zero_()
+            model.colour_blend.bias.fill_(weight)
+        result = model.render(reference, reference.camera, body)  # the reference view itself as the target
+        interior = -F.max_pool2d(-reference.mask[0], 3, stride=1, padding=1)[0] > 0.5  # a pixel from the edge
+        seen = (result.opacity[0, 0] > 0.9) & interior
+        assert int(seen.sum()) > 20
+        unblended = result.rgb[0] / result.opacity[0].clamp_min(1e-6)  # the colour before compositing on black
+        errors[weight] = float((unblended[:, seen] - colour[:, None]).abs().max())
+    assert errors[30.0] < 0.02 < errors[-30.0], errors
+    assert small_model(reference_colour_blend=False).colour_blend is None
