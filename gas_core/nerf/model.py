@@ -23,7 +23,7 @@ For every sample ``x`` on a target ray (placed only in the band around the posed
    hidden state, the fused colour tokens and the encoded view direction (rotated into canonical
    space) -- the paper's equation 1, ``sigma, c = F(x, p, gamma_d(d))``. With ``reference_colour_blend``
    the colour is ``(1 - w) c + w c_ref``, ``c_ref`` the reference pixel where ``x_o`` projects and ``w``
-   a learned weight from the same colour features (a visible point can copy its colour; a hidden one
+   a learned weight (at most :data:`REFERENCE_BLEND_MAX`) from the same colour features (a visible point can copy its colour; a hidden one
    relies on the network);
 5. a body prior adds density inside the posed target body's shell (a soft occupancy from the
    nearest body vertex's tangent plane, :func:`body_prior_occupancy`), so the rendered opacity
@@ -69,6 +69,9 @@ __all__ = ["NeRFModelConfig", "GeneralizableHumanNeRF", "ReferenceEncoding", "Pi
 #: Settings a saved model's config.json lacks when it was written before the option existed, and the value
 #: that reproduces how it rendered (fields missing here load with their defaults).
 LEGACY_SETTINGS: dict[str, Any] = {"reference_crop": False, "reference_colour_blend": False}
+#: The most weight the reference colour blend gives the reference pixel: the MLP's colour keeps at least the
+#: rest, so its gradient never vanishes (a blend free to reach 1 saturated within 200 steps and froze training).
+REFERENCE_BLEND_MAX = 0.9
 REFERENCE_CROP_PADDING = 0.1  # the reference crop's margin, a fraction of the subject box's longer side
 _OCCLUSION_SCALE = 0.1  # metres: depth differences against the reference depth buffer are tanh(d / scale)
 
@@ -103,8 +106,9 @@ class NeRFModelConfig(PaperDefaults):
     before encoding, cameras following (:func:`gas_core.nerf.crop.crop_reference`), so a person small
     in the frame reaches the encoder at the size of one filling it.
     ``reference_colour_blend``: the colour of a sample is a learned blend of the MLP's colour and the
-    reference pixel it projects to, ``c = (1 - w) c_mlp + w c_ref`` with ``w`` from a head on the
-    colour features (a direct path for colours the training set never showed).
+    reference pixel it projects to, ``c = (1 - w) c_mlp + w c_ref`` with ``w`` in
+    [0, :data:`REFERENCE_BLEND_MAX`] from a head on the colour features (a direct path for colours the
+    training set never showed).
     Both are on for new models; models saved before these two options existed load with them off
     (:data:`LEGACY_SETTINGS`), i.e. render as they did.
 
@@ -740,7 +744,7 @@ class GeneralizableHumanNeRF(ModelMixin, ConfigMixin):
         colour = torch.sigmoid(self.colour_head(colour_input))
         if self.colour_blend is not None:  # the reference pixel's colour, weighted by what the network trusts
             reference_rgb = pixel_features[..., s.feature_channels:s.feature_channels + 3].to(colour.dtype)
-            weight = torch.sigmoid(self.colour_blend(colour_input))
+            weight = REFERENCE_BLEND_MAX * torch.sigmoid(self.colour_blend(colour_input))
             colour = (1.0 - weight) * colour + weight * reference_rgb
         return sigma, colour
 

@@ -12,6 +12,8 @@ from torch.nn import functional as F
 
 from gas_core.nerf import CameraBatch, GeneralizableHumanNeRF, ReferenceView, load_nerf
 from gas_core.nerf.crop import crop_reference, subject_window
+from gas_core.nerf.model import REFERENCE_BLEND_MAX
+from gas_core.nerf.sampling import pixel_centers
 
 from .conftest import make_reference, orbit
 
@@ -145,23 +147,31 @@ def test_reference_crop_setting_and_older_checkpoints(tmp_path, posed_bodies):
     assert cropped_on.settings.reference_crop and not cropped_on.settings.reference_colour_blend
 
 
-def test_colour_blend_passes_the_reference_colour_through(posed_bodies):
+def test_colour_blend_passes_the_reference_colour_through_and_keeps_the_network_learning(posed_bodies):
     body = posed_bodies.index(0)
     reference = smooth_reference(body, SIZE)
     colour = torch.tensor([0.9, 0.1, 0.2])
     reference = ReferenceView(image=colour.view(1, 3, 1, 1).expand(1, 3, SIZE, SIZE).clone(), mask=reference.mask,
                               camera=reference.camera, body=body)
-    errors = {}
-    for weight in (-30.0, 30.0):  # the blend trusting the network only, and the reference only
+    interior = -F.max_pool2d(-reference.mask[0], 3, stride=1, padding=1)[0] > 0.5  # a pixel from the edge
+    unblended = {}
+    for bias in (-30.0, 30.0):  # the blend trusting the network only, and the reference as far as it may
         model = small_model(density_mask_gate=False)
         with torch.no_grad():
             model.colour_blend.weight.zero_()
-            model.colour_blend.bias.fill_(weight)
+            model.colour_blend.bias.fill_(bias)
         result = model.render(reference, reference.camera, body)  # the reference view itself as the target
-        interior = -F.max_pool2d(-reference.mask[0], 3, stride=1, padding=1)[0] > 0.5  # a pixel from the edge
         seen = (result.opacity[0, 0] > 0.9) & interior
         assert int(seen.sum()) > 20
-        unblended = result.rgb[0] / result.opacity[0].clamp_min(1e-6)  # the colour before compositing on black
-        errors[weight] = float((unblended[:, seen] - colour[:, None]).abs().max())
-    assert errors[30.0] < 0.02 < errors[-30.0], errors
+        unblended[bias] = (result.rgb[0] / result.opacity[0].clamp_min(1e-6))[:, seen]  # colour before compositing
+    network = unblended[-30.0]
+    assert float((network - colour[:, None]).abs().max()) > 0.1  # the untrained network's own colour differs
+    expected = REFERENCE_BLEND_MAX * colour[:, None] + (1.0 - REFERENCE_BLEND_MAX) * network
+    torch.testing.assert_close(unblended[30.0], expected, atol=0.02, rtol=0)
+    # a saturated blend still passes gradients to the network's colour (the blend once froze training)
+    model.train()
+    pixels = pixel_centers(SIZE, SIZE)[None, ::5]
+    out = model(reference, reference.camera, body, pixels)
+    out.rgb.sum().backward()
+    assert float(model.colour_head[-1].weight.grad.abs().sum()) > 0
     assert small_model(reference_colour_blend=False).colour_blend is None
