@@ -109,8 +109,9 @@ class NeRFModelConfig(PaperDefaults):
     reference pixel it projects to, ``c = (1 - w) c_mlp + w c_ref`` with ``w`` in
     [0, :data:`REFERENCE_BLEND_MAX`] from a head on the colour features (a direct path for colours the
     training set never showed).
-    Both are on for new models; models saved before these two options existed load with them off
-    (:data:`LEGACY_SETTINGS`), i.e. render as they did.
+    The crop is on for new models, the blend off (training with it froze: see docs/nerf.md); models
+    saved before these two options existed load with both off (:data:`LEGACY_SETTINGS`), i.e. render
+    as they did.
 
     Preset ``paper()`` (the defaults): SHERF's sizes: 512 px, ResNet18, 32-channel tokens (3 per level), a
     128-wide 8-layer MLP skipping at 4.
@@ -149,7 +150,7 @@ class NeRFModelConfig(PaperDefaults):
     body_prior_softness: float = 0.005
     density_mask_gate: bool = True
     reference_crop: bool = True
-    reference_colour_blend: bool = True
+    reference_colour_blend: bool = False
 
     def __post_init__(self) -> None:
         positive = ("image_size", "feature_channels", "triplane_resolution", "triplane_channels", "volume_resolution",
@@ -401,7 +402,7 @@ class GeneralizableHumanNeRF(ModelMixin, ConfigMixin):
                  occlusion_tolerance: float = 0.03, chunk_rays: int = 16384, use_bf16: bool = True,
                  body_prior_density: float = 200.0, body_prior_margin: float = 0.0,
                  body_prior_softness: float = 0.005, density_mask_gate: bool = True,
-                 reference_crop: bool = True, reference_colour_blend: bool = True) -> None:
+                 reference_crop: bool = True, reference_colour_blend: bool = False) -> None:
         super().__init__()
         settings = NeRFModelConfig(**{f.name: value for f, value in zip(fields(NeRFModelConfig), (
             image_size, backbone, feature_channels, triplane_resolution, triplane_channels, volume_resolution,

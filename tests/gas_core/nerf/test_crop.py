@@ -138,9 +138,9 @@ def test_reference_crop_setting_and_older_checkpoints(tmp_path, posed_bodies):
     camera = orbit(SIZE, views=4).index(torch.tensor([1, 2]))
     torch.testing.assert_close(loaded.render(reference, camera, posed_bodies).rgb,
                                model.render(reference, camera, posed_bodies).rgb, atol=1e-6, rtol=0)
-    # new models have both on, and keep them through save and load
-    fresh = small_model()
-    assert fresh.settings.reference_crop and fresh.settings.reference_colour_blend
+    # new models have the crop on and the blend off, and keep them through save and load
+    fresh = small_model(reference_colour_blend=True)
+    assert fresh.settings.reference_crop and not small_model().settings.reference_colour_blend
     fresh.save_pretrained(tmp_path / "fresh")
     assert load_nerf(tmp_path / "fresh").settings == fresh.settings
     cropped_on = GeneralizableHumanNeRF.from_pretrained(tmp_path / "saved", reference_crop=True)
@@ -156,7 +156,7 @@ def test_colour_blend_passes_the_reference_colour_through_and_keeps_the_network_
     interior = -F.max_pool2d(-reference.mask[0], 3, stride=1, padding=1)[0] > 0.5  # a pixel from the edge
     unblended = {}
     for bias in (-30.0, 30.0):  # the blend trusting the network only, and the reference as far as it may
-        model = small_model(density_mask_gate=False)
+        model = small_model(density_mask_gate=False, reference_colour_blend=True)
         with torch.no_grad():
             model.colour_blend.weight.zero_()
             model.colour_blend.bias.fill_(bias)
@@ -174,4 +174,4 @@ def test_colour_blend_passes_the_reference_colour_through_and_keeps_the_network_
     out = model(reference, reference.camera, body, pixels)
     out.rgb.sum().backward()
     assert float(model.colour_head[-1].weight.grad.abs().sum()) > 0
-    assert small_model(reference_colour_blend=False).colour_blend is None
+    assert small_model().colour_blend is None
