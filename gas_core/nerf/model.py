@@ -22,9 +22,9 @@ For every sample ``x`` on a target ray (placed only in the band around the posed
 4. an MLP decodes density from the encoded ``x_c`` and the fused density tokens, and colour from its
    hidden state, the fused colour tokens and the encoded view direction (rotated into canonical
    space) -- the paper's equation 1, ``sigma, c = F(x, p, gamma_d(d))``. With ``reference_colour_blend``
-   the colour is ``(1 - w) c + w c_ref``, ``c_ref`` the reference pixel where ``x_o`` projects and ``w``
-   a learned weight (at most :data:`REFERENCE_BLEND_MAX`) from the same colour features (a visible point can copy its colour; a hidden one
-   relies on the network);
+   (off by default) the colour is ``(1 - w) c + w c_ref``, ``c_ref`` the reference pixel where ``x_o``
+   projects and ``w`` a learned weight (at most :data:`REFERENCE_BLEND_MAX`) from the same colour
+   features;
 5. a body prior adds density inside the posed target body's shell (a soft occupancy from the
    nearest body vertex's tangent plane, :func:`body_prior_occupancy`), so the rendered opacity
    covers at least the fitted body's silhouette however little density the network predicts on a
@@ -70,7 +70,7 @@ __all__ = ["NeRFModelConfig", "GeneralizableHumanNeRF", "ReferenceEncoding", "Pi
 #: that reproduces how it rendered (fields missing here load with their defaults).
 LEGACY_SETTINGS: dict[str, Any] = {"reference_crop": False, "reference_colour_blend": False}
 #: The most weight the reference colour blend gives the reference pixel: the MLP's colour keeps at least the
-#: rest, so its gradient never vanishes (a blend free to reach 1 saturated within 200 steps and froze training).
+#: rest of the blend, and so its gradient, however far the blend head saturates.
 REFERENCE_BLEND_MAX = 0.9
 REFERENCE_CROP_PADDING = 0.1  # the reference crop's margin, a fraction of the subject box's longer side
 _OCCLUSION_SCALE = 0.1  # metres: depth differences against the reference depth buffer are tanh(d / scale)
