@@ -3,6 +3,9 @@
 For every sample ``x`` on a target ray (placed only in the band around the posed target body, see
 :mod:`gas_core.nerf.sampling`):
 
+0. the reference view is zoomed onto its subject first (``reference_crop``, :mod:`gas_core.nerf.crop`):
+   the box of its mask and projected body, padded, is resampled to the reference's pixel size and
+   the camera follows, so a person small in the frame is encoded like one filling it;
 1. inverse LBS with the skinning weights of the nearest target-body vertex maps ``x`` to the
    canonical point ``x_c`` (the subject's rest pose), and forward LBS with the same weights maps
    ``x_c`` to ``x_o`` in the observation (reference) space;
@@ -18,7 +21,10 @@ For every sample ``x`` on a target ray (placed only in the band around the posed
 3. each level becomes ``tokens_per_level`` tokens, fused by one transformer layer;
 4. an MLP decodes density from the encoded ``x_c`` and the fused density tokens, and colour from its
    hidden state, the fused colour tokens and the encoded view direction (rotated into canonical
-   space) -- the paper's equation 1, ``sigma, c = F(x, p, gamma_d(d))``.
+   space) -- the paper's equation 1, ``sigma, c = F(x, p, gamma_d(d))``. With ``reference_colour_blend``
+   (off by default) the colour is ``(1 - w) c + w c_ref``, ``c_ref`` the reference pixel where ``x_o``
+   projects and ``w`` a learned weight (at most :data:`REFERENCE_BLEND_MAX`) from the same colour
+   features;
 5. a body prior adds density inside the posed target body's shell (a soft occupancy from the
    nearest body vertex's tangent plane, :func:`body_prior_occupancy`), so the rendered opacity
    covers at least the fitted body's silhouette however little density the network predicts on a
@@ -50,6 +56,7 @@ from diffusers.configuration_utils import register_to_config
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from gas_core.nerf.crop import crop_reference
 from gas_core.nerf.encoder import ImageEncoder
 from gas_core.nerf.lbs import apply_affine, invert_affine, vertex_normals, vertex_transforms
 from gas_core.nerf.sampling import SurfaceProximityGrid, camera_rays, pixel_centers, sample_near_surface
@@ -59,6 +66,13 @@ from gas_core.presets import PaperDefaults
 __all__ = ["NeRFModelConfig", "GeneralizableHumanNeRF", "ReferenceEncoding", "PixelRender", "load_nerf",
            "body_prior_occupancy", "body_signed_distance"]
 
+#: Settings a saved model's config.json lacks when it was written before the option existed, and the value
+#: that reproduces how it rendered (fields missing here load with their defaults).
+LEGACY_SETTINGS: dict[str, Any] = {"reference_crop": False, "reference_colour_blend": False}
+#: The most weight the reference colour blend gives the reference pixel: the MLP's colour keeps at least the
+#: rest of the blend, and so its gradient, however far the blend head saturates.
+REFERENCE_BLEND_MAX = 0.9
+REFERENCE_CROP_PADDING = 0.1  # the reference crop's margin, a fraction of the subject box's longer side
 _OCCLUSION_SCALE = 0.1  # metres: depth differences against the reference depth buffer are tanh(d / scale)
 
 
@@ -87,6 +101,17 @@ class NeRFModelConfig(PaperDefaults):
     ``density_mask_gate``: multiply the learned density, and the prior outside the fitted surface,
     by the reference mask where the sample projects into the reference image (True by default; False
     renders as before the option existed, and suits references that crop the subject).
+    ``reference_crop``: zoom each reference onto its subject (the box of its mask and projected body,
+    :data:`REFERENCE_CROP_PADDING` of the box's longer side around it) at the reference's pixel size
+    before encoding, cameras following (:func:`gas_core.nerf.crop.crop_reference`), so a person small
+    in the frame reaches the encoder at the size of one filling it.
+    ``reference_colour_blend``: the colour of a sample is a learned blend of the MLP's colour and the
+    reference pixel it projects to, ``c = (1 - w) c_mlp + w c_ref`` with ``w`` in
+    [0, :data:`REFERENCE_BLEND_MAX`] from a head on the colour features (a direct path for colours the
+    training set never showed).
+    The crop is on for new models, the blend off (training with it froze: see docs/nerf.md); models
+    saved before these two options existed load with both off (:data:`LEGACY_SETTINGS`), i.e. render
+    as they did.
 
     Preset ``paper()`` (the defaults): SHERF's sizes: 512 px, ResNet18, 32-channel tokens (3 per level), a
     128-wide 8-layer MLP skipping at 4.
@@ -124,6 +149,8 @@ class NeRFModelConfig(PaperDefaults):
     body_prior_margin: float = 0.0
     body_prior_softness: float = 0.005
     density_mask_gate: bool = True
+    reference_crop: bool = True
+    reference_colour_blend: bool = False
 
     def __post_init__(self) -> None:
         positive = ("image_size", "feature_channels", "triplane_resolution", "triplane_channels", "volume_resolution",
@@ -142,6 +169,9 @@ class NeRFModelConfig(PaperDefaults):
                 raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
         if not isinstance(self.density_mask_gate, bool):
             raise ValueError(f"density_mask_gate must be true or false, got {self.density_mask_gate!r}")
+        for name in ("reference_crop", "reference_colour_blend"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not math.isfinite(float(self.body_prior_softness)) or float(self.body_prior_softness) <= 0:
             raise ValueError(f"body_prior_softness must be positive, got {self.body_prior_softness}")
         if isinstance(self.surface_crossings, bool) or int(self.surface_crossings) != self.surface_crossings:
@@ -182,14 +212,18 @@ class ReferenceEncoding:
     """What rendering needs from the reference view, computed once by :meth:`GeneralizableHumanNeRF.encode_reference`.
 
     Attributes:
-        feature_map: (B, Cf, h, w) image features at half resolution.
-        image: (B, 3, H, W) masked reference image; mask (B, 1, H, W).
-        depth_buffer: (B, 2, Z, Z) reference body depth (metres, 0 where empty) and its validity.
+        feature_map: (B, Cf, h, w) image features at half resolution, of the view seen by ``feature_camera``
+            (the reference zoomed onto its subject with ``reference_crop``, else the reference itself).
+        image: (B, 3, H, W) masked reference image; mask (B, 1, H, W); both seen by ``camera``, as given.
+        depth_buffer: (B, 2, Z, Z) reference body depth (metres, 0 where empty) and its validity, over the
+            image of ``feature_camera``.
         triplane: (B, 3, Ct, R, R) canonical xy, xz, yz planes (global level).
         volume: (B, Cv, G, G, G) diffused vertex features over the canonical box (point level), axes x, y, z.
         canonical_min, canonical_max: (B, 3) canonical box, metres.
         rest_to_reference: (B, V, 3, 4) each vertex's blended rest -> reference-world transform.
         camera: the reference cameras.
+        feature_camera: the cameras of ``feature_map`` and ``depth_buffer`` (``camera`` with the crop's
+            intrinsics, or ``camera`` itself).
     """
 
     feature_map: Tensor
@@ -202,6 +236,7 @@ class ReferenceEncoding:
     canonical_max: Tensor
     rest_to_reference: Tensor
     camera: CameraBatch
+    feature_camera: CameraBatch
 
     @property
     def batch_size(self) -> int:
@@ -213,11 +248,14 @@ class ReferenceEncoding:
             return self
         if self.batch_size != 1:
             raise ValueError(f"a reference batch of {self.batch_size} cannot serve {batch} targets (use 1 or {batch})")
+        cameras = ("camera", "feature_camera")
         tensors = {f.name: getattr(self, f.name).expand(batch, *getattr(self, f.name).shape[1:])
-                   for f in fields(self) if f.name != "camera"}
-        camera = CameraBatch(K=self.camera.K.expand(batch, 3, 3), R=self.camera.R.expand(batch, 3, 3),
-                             t=self.camera.t.expand(batch, 3), width=self.camera.width, height=self.camera.height)
-        return ReferenceEncoding(camera=camera, **tensors)
+                   for f in fields(self) if f.name not in cameras}
+        for name in cameras:
+            camera = getattr(self, name)
+            tensors[name] = CameraBatch(K=camera.K.expand(batch, 3, 3), R=camera.R.expand(batch, 3, 3),
+                                        t=camera.t.expand(batch, 3), width=camera.width, height=camera.height)
+        return ReferenceEncoding(**tensors)
 
 
 @dataclass
@@ -363,7 +401,8 @@ class GeneralizableHumanNeRF(ModelMixin, ConfigMixin):
                  density_scale: float = 50.0, density_bias: float = -1.0, visibility_resolution: int = 64,
                  occlusion_tolerance: float = 0.03, chunk_rays: int = 16384, use_bf16: bool = True,
                  body_prior_density: float = 200.0, body_prior_margin: float = 0.0,
-                 body_prior_softness: float = 0.005, density_mask_gate: bool = True) -> None:
+                 body_prior_softness: float = 0.005, density_mask_gate: bool = True,
+                 reference_crop: bool = True, reference_colour_blend: bool = False) -> None:
         super().__init__()
         settings = NeRFModelConfig(**{f.name: value for f, value in zip(fields(NeRFModelConfig), (
             image_size, backbone, feature_channels, triplane_resolution, triplane_channels, volume_resolution,
@@ -371,7 +410,7 @@ class GeneralizableHumanNeRF(ModelMixin, ConfigMixin):
             xyz_frequencies, view_frequencies, surface_band, grid_cell_size, probes_per_ray, samples_per_ray,
             window_depth, surface_crossings, canonical_margin, density_scale, density_bias, visibility_resolution,
             occlusion_tolerance, chunk_rays, use_bf16, body_prior_density, body_prior_margin, body_prior_softness,
-            density_mask_gate))})
+            density_mask_gate, reference_crop, reference_colour_blend))})
         self.settings = settings
         self.encoder = ImageEncoder(backbone, feature_channels)
         self.triplane = _TriplaneGenerator(self.encoder.global_channels, triplane_channels, triplane_resolution)
@@ -398,6 +437,17 @@ class GeneralizableHumanNeRF(ModelMixin, ConfigMixin):
         self.colour_feature = nn.Linear(mlp_width, mlp_width)
         self.colour_head = nn.Sequential(nn.Linear(mlp_width + fused_channels + view_channels, mlp_width // 2),
                                          nn.ReLU(), nn.Linear(mlp_width // 2, 3))
+        # the weight of the reference pixel's colour (only with reference_colour_blend, so older state dicts load)
+        self.colour_blend = (nn.Linear(mlp_width + fused_channels + view_channels, 1)
+                             if reference_colour_blend else None)
+
+    @classmethod
+    def _dict_from_json_file(cls, json_file: str | os.PathLike[str]) -> dict[str, Any]:
+        """A saved config, with :data:`LEGACY_SETTINGS` filled in where it predates them."""
+        config = super()._dict_from_json_file(json_file)
+        for name, value in LEGACY_SETTINGS.items():
+            config.setdefault(name, value)
+        return config
 
     # ------------------------------------------------------------------------------------------ construction
     @classmethod
@@ -432,9 +482,13 @@ class GeneralizableHumanNeRF(ModelMixin, ConfigMixin):
         reference = reference.to(device)
         image = reference.image.float().clamp(0, 1) * reference.mask.float()
         mask = reference.mask.float()
-        body, camera = reference.body.to(device, torch.float32), reference.camera.to(device, torch.float32)
+        image_camera = reference.camera.to(device, torch.float32)
+        # the encoder, the vertex features and the depth buffer see the subject zoomed to fill the view
+        seen = crop_reference(reference, padding=REFERENCE_CROP_PADDING) if s.reference_crop else reference
+        seen_image = seen.image.float().clamp(0, 1) * seen.mask.float()
+        body, camera = reference.body.to(device, torch.float32), seen.camera.to(device, torch.float32)
         with self._autocast(device):
-            code, feature_map = self.encoder(image, mask)
+            code, feature_map = self.encoder(seen_image, seen.mask.float())
             triplane = self.triplane(code)
         feature_map, triplane = feature_map.float(), triplane.float()
         batch, num_vertices = body.vertices.shape[:2]
@@ -456,7 +510,7 @@ class GeneralizableHumanNeRF(ModelMixin, ConfigMixin):
         grid = self._image_grid(uv, camera)  # (B, V, 1, 2)
         vertex_features = torch.cat([
             F.grid_sample(feature_map, grid, align_corners=False).squeeze(-1),
-            F.grid_sample(image, grid, align_corners=False).squeeze(-1),
+            F.grid_sample(seen_image, grid, align_corners=False).squeeze(-1),
         ], dim=1).transpose(1, 2)  # (B, V, Cf + 3)
         visibility = visible.float()[..., None]
         vertex_features = torch.cat([vertex_features * visibility, visibility], dim=-1)
@@ -479,7 +533,8 @@ class GeneralizableHumanNeRF(ModelMixin, ConfigMixin):
             volume = self.volume(splat)
         return ReferenceEncoding(feature_map=feature_map, image=image, mask=mask, depth_buffer=depth_buffer,
                                  triplane=triplane, volume=volume.float(), canonical_min=canonical_min,
-                                 canonical_max=canonical_max, rest_to_reference=rest_to_reference, camera=camera)
+                                 canonical_max=canonical_max, rest_to_reference=rest_to_reference,
+                                 camera=image_camera, feature_camera=camera)
 
     @staticmethod
     def _image_grid(uv: Tensor, camera: CameraBatch) -> Tensor:
@@ -628,7 +683,7 @@ class GeneralizableHumanNeRF(ModelMixin, ConfigMixin):
         (R, S, 3) in [-1, 1] and observation-space positions ``observed`` (R, S, 3), one body at a time."""
         rays, per_ray = unit.shape[:2]
         global_parts, point_parts, pixel_parts = [], [], []
-        camera = encoding.camera
+        camera, feature_camera = encoding.camera, encoding.feature_camera
         for b in range(encoding.batch_size):
             selected = torch.nonzero(ray_batch == b).squeeze(-1)
             if selected.numel() == 0:
@@ -643,11 +698,13 @@ class GeneralizableHumanNeRF(ModelMixin, ConfigMixin):
             points = observed[selected].reshape(1, -1, 3)
             single = camera.index(b)
             uv, z = single.project(points)
-            grid = self._image_grid(uv, single)
-            feature = F.grid_sample(encoding.feature_map[b:b + 1], grid, align_corners=False)
+            grid = self._image_grid(uv, single)  # the reference image and mask as given
+            zoomed = feature_camera.index(b)
+            feature_grid = self._image_grid(zoomed.project(points)[0], zoomed)  # the encoder's (cropped) view
+            feature = F.grid_sample(encoding.feature_map[b:b + 1], feature_grid, align_corners=False)
             colour = F.grid_sample(encoding.image[b:b + 1], grid, align_corners=False)
             mask = F.grid_sample(encoding.mask[b:b + 1], grid, align_corners=False)
-            buffer = F.grid_sample(encoding.depth_buffer[b:b + 1], grid, align_corners=False, mode="nearest")
+            buffer = F.grid_sample(encoding.depth_buffer[b:b + 1], feature_grid, align_corners=False, mode="nearest")
             occlusion = buffer[:, 1:2] * torch.tanh((z[:, None, :, None] - buffer[:, 0:1]) / _OCCLUSION_SCALE)
             pixel_parts.append(torch.cat([feature, colour, mask, occlusion], dim=1).squeeze(-1).squeeze(0).T)
         order = torch.cat([torch.nonzero(ray_batch == b).squeeze(-1) for b in range(encoding.batch_size)])
@@ -663,7 +720,8 @@ class GeneralizableHumanNeRF(ModelMixin, ConfigMixin):
     def _decode(self, unit: Tensor, view: Tensor, global_features: Tensor, point_features: Tensor,
                 pixel_features: Tensor) -> tuple[Tensor, Tensor]:
         """Density logits (R, S) and colours (R, S, 3) in [0, 1] from the three levels (equation 1), the
-        canonical position ``unit`` (R, S, 3) in [-1, 1] and the canonical view direction (R, S, 3)."""
+        canonical position ``unit`` (R, S, 3) in [-1, 1] and the canonical view direction (R, S, 3); with
+        ``reference_colour_blend`` the colour is blended with the reference RGB in ``pixel_features``."""
         s = self.settings
         rays, per_ray = unit.shape[:2]
         d, k = s.token_channels, s.tokens_per_level
@@ -684,7 +742,12 @@ class GeneralizableHumanNeRF(ModelMixin, ConfigMixin):
         sigma = self.density_head(hidden).squeeze(-1)
         colour_input = torch.cat([self.colour_feature(hidden), colour_tokens,
                                   _frequency_encoding(view, s.view_frequencies)], dim=-1)
-        return sigma, torch.sigmoid(self.colour_head(colour_input))
+        colour = torch.sigmoid(self.colour_head(colour_input))
+        if self.colour_blend is not None:  # the reference pixel's colour, weighted by what the network trusts
+            reference_rgb = pixel_features[..., s.feature_channels:s.feature_channels + 3].to(colour.dtype)
+            weight = REFERENCE_BLEND_MAX * torch.sigmoid(self.colour_blend(colour_input))
+            colour = (1.0 - weight) * colour + weight * reference_rgb
+        return sigma, colour
 
 
 def load_nerf(path: str | os.PathLike[str], *, device: torch.device | str | None = None) -> GeneralizableHumanNeRF:
