@@ -21,10 +21,7 @@ For every sample ``x`` on a target ray (placed only in the band around the posed
 3. each level becomes ``tokens_per_level`` tokens, fused by one transformer layer;
 4. an MLP decodes density from the encoded ``x_c`` and the fused density tokens, and colour from its
    hidden state, the fused colour tokens and the encoded view direction (rotated into canonical
-   space) -- the paper's equation 1, ``sigma, c = F(x, p, gamma_d(d))``. With ``reference_colour_blend``
-   (off by default) the colour is ``(1 - w) c + w c_ref``, ``c_ref`` the reference pixel where ``x_o``
-   projects and ``w`` a learned weight (at most :data:`REFERENCE_BLEND_MAX`) from the same colour
-   features;
+   space) -- the paper's equation 1, ``sigma, c = F(x, p, gamma_d(d))``;
 5. a body prior adds density inside the posed target body's shell (a soft occupancy from the
    nearest body vertex's tangent plane, :func:`body_prior_occupancy`), so the rendered opacity
    covers at least the fitted body's silhouette however little density the network predicts on a
@@ -68,10 +65,7 @@ __all__ = ["NeRFModelConfig", "GeneralizableHumanNeRF", "ReferenceEncoding", "Pi
 
 #: Settings a saved model's config.json lacks when it was written before the option existed, and the value
 #: that reproduces how it rendered (fields missing here load with their defaults).
-LEGACY_SETTINGS: dict[str, Any] = {"reference_crop": False, "reference_colour_blend": False}
-#: The most weight the reference colour blend gives the reference pixel: the MLP's colour keeps at least the
-#: rest of the blend, and so its gradient, however far the blend head saturates.
-REFERENCE_BLEND_MAX = 0.9
+LEGACY_SETTINGS: dict[str, Any] = {"reference_crop": False}
 REFERENCE_CROP_PADDING = 0.1  # the reference crop's margin, a fraction of the subject box's longer side
 _OCCLUSION_SCALE = 0.1  # metres: depth differences against the reference depth buffer are tanh(d / scale)
 
@@ -105,13 +99,8 @@ class NeRFModelConfig(PaperDefaults):
     :data:`REFERENCE_CROP_PADDING` of the box's longer side around it) at the reference's pixel size
     before encoding, cameras following (:func:`gas_core.nerf.crop.crop_reference`), so a person small
     in the frame reaches the encoder at the size of one filling it.
-    ``reference_colour_blend``: the colour of a sample is a learned blend of the MLP's colour and the
-    reference pixel it projects to, ``c = (1 - w) c_mlp + w c_ref`` with ``w`` in
-    [0, :data:`REFERENCE_BLEND_MAX`] from a head on the colour features (a direct path for colours the
-    training set never showed).
-    The crop is on for new models, the blend off (training with it froze: see docs/nerf.md); models
-    saved before these two options existed load with both off (:data:`LEGACY_SETTINGS`), i.e. render
-    as they did.
+    The crop is on for new models; models saved before the option existed load with it off
+    (:data:`LEGACY_SETTINGS`), i.e. render as they did.
 
     Preset ``paper()`` (the defaults): SHERF's sizes: 512 px, ResNet18, 32-channel tokens (3 per level), a
     128-wide 8-layer MLP skipping at 4.
@@ -150,7 +139,6 @@ class NeRFModelConfig(PaperDefaults):
     body_prior_softness: float = 0.005
     density_mask_gate: bool = True
     reference_crop: bool = True
-    reference_colour_blend: bool = False
 
     def __post_init__(self) -> None:
         positive = ("image_size", "feature_channels", "triplane_resolution", "triplane_channels", "volume_resolution",
@@ -169,9 +157,8 @@ class NeRFModelConfig(PaperDefaults):
                 raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
         if not isinstance(self.density_mask_gate, bool):
             raise ValueError(f"density_mask_gate must be true or false, got {self.density_mask_gate!r}")
-        for name in ("reference_crop", "reference_colour_blend"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if not isinstance(self.reference_crop, bool):
+            raise ValueError(f"reference_crop must be true or false, got {self.reference_crop!r}")
         if not math.isfinite(float(self.body_prior_softness)) or float(self.body_prior_softness) <= 0:
             raise ValueError(f"body_prior_softness must be positive, got {self.body_prior_softness}")
         if isinstance(self.surface_crossings, bool) or int(self.surface_crossings) != self.surface_crossings:
@@ -402,7 +389,7 @@ class GeneralizableHumanNeRF(ModelMixin, ConfigMixin):
                  occlusion_tolerance: float = 0.03, chunk_rays: int = 16384, use_bf16: bool = True,
                  body_prior_density: float = 200.0, body_prior_margin: float = 0.0,
                  body_prior_softness: float = 0.005, density_mask_gate: bool = True,
-                 reference_crop: bool = True, reference_colour_blend: bool = False) -> None:
+                 reference_crop: bool = True) -> None:
         super().__init__()
         settings = NeRFModelConfig(**{f.name: value for f, value in zip(fields(NeRFModelConfig), (
             image_size, backbone, feature_channels, triplane_resolution, triplane_channels, volume_resolution,
@@ -410,7 +397,7 @@ class GeneralizableHumanNeRF(ModelMixin, ConfigMixin):
             xyz_frequencies, view_frequencies, surface_band, grid_cell_size, probes_per_ray, samples_per_ray,
             window_depth, surface_crossings, canonical_margin, density_scale, density_bias, visibility_resolution,
             occlusion_tolerance, chunk_rays, use_bf16, body_prior_density, body_prior_margin, body_prior_softness,
-            density_mask_gate, reference_crop, reference_colour_blend))})
+            density_mask_gate, reference_crop))})
         self.settings = settings
         self.encoder = ImageEncoder(backbone, feature_channels)
         self.triplane = _TriplaneGenerator(self.encoder.global_channels, triplane_channels, triplane_resolution)
@@ -437,9 +424,6 @@ class GeneralizableHumanNeRF(ModelMixin, ConfigMixin):
         self.colour_feature = nn.Linear(mlp_width, mlp_width)
         self.colour_head = nn.Sequential(nn.Linear(mlp_width + fused_channels + view_channels, mlp_width // 2),
                                          nn.ReLU(), nn.Linear(mlp_width // 2, 3))
-        # the weight of the reference pixel's colour (only with reference_colour_blend, so older state dicts load)
-        self.colour_blend = (nn.Linear(mlp_width + fused_channels + view_channels, 1)
-                             if reference_colour_blend else None)
 
     @classmethod
     def _dict_from_json_file(cls, json_file: str | os.PathLike[str]) -> dict[str, Any]:
@@ -720,8 +704,7 @@ class GeneralizableHumanNeRF(ModelMixin, ConfigMixin):
     def _decode(self, unit: Tensor, view: Tensor, global_features: Tensor, point_features: Tensor,
                 pixel_features: Tensor) -> tuple[Tensor, Tensor]:
         """Density logits (R, S) and colours (R, S, 3) in [0, 1] from the three levels (equation 1), the
-        canonical position ``unit`` (R, S, 3) in [-1, 1] and the canonical view direction (R, S, 3); with
-        ``reference_colour_blend`` the colour is blended with the reference RGB in ``pixel_features``."""
+        canonical position ``unit`` (R, S, 3) in [-1, 1] and the canonical view direction (R, S, 3)."""
         s = self.settings
         rays, per_ray = unit.shape[:2]
         d, k = s.token_channels, s.tokens_per_level
@@ -742,12 +725,7 @@ class GeneralizableHumanNeRF(ModelMixin, ConfigMixin):
         sigma = self.density_head(hidden).squeeze(-1)
         colour_input = torch.cat([self.colour_feature(hidden), colour_tokens,
                                   _frequency_encoding(view, s.view_frequencies)], dim=-1)
-        colour = torch.sigmoid(self.colour_head(colour_input))
-        if self.colour_blend is not None:  # the reference pixel's colour, weighted by what the network trusts
-            reference_rgb = pixel_features[..., s.feature_channels:s.feature_channels + 3].to(colour.dtype)
-            weight = REFERENCE_BLEND_MAX * torch.sigmoid(self.colour_blend(colour_input))
-            colour = (1.0 - weight) * colour + weight * reference_rgb
-        return sigma, colour
+        return sigma, torch.sigmoid(self.colour_head(colour_input))
 
 
 def load_nerf(path: str | os.PathLike[str], *, device: torch.device | str | None = None) -> GeneralizableHumanNeRF:

@@ -1,10 +1,9 @@
 """The reference's own pixels: zooming onto the subject (``reference_crop``: windows, cameras that follow,
-scale invariance), the reference colour blend (``reference_colour_blend``), and how older models load."""
+scale invariance) and how older models load."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 import torch
@@ -12,8 +11,6 @@ from torch.nn import functional as F
 
 from gas_core.nerf import CameraBatch, GeneralizableHumanNeRF, ReferenceView, load_nerf
 from gas_core.nerf.crop import crop_reference, subject_window
-from gas_core.nerf.model import REFERENCE_BLEND_MAX
-from gas_core.nerf.sampling import pixel_centers
 
 from .conftest import make_reference, orbit
 
@@ -109,7 +106,7 @@ def test_a_subject_small_in_frame_renders_like_a_large_one(posed_bodies):
     target = orbit(SIZE, views=4).index(1)
     gaps = {}
     for crop in (False, True):
-        model = small_model(reference_crop=crop, reference_colour_blend=False, body_prior_density=0.0,
+        model = small_model(reference_crop=crop, body_prior_density=0.0,
                             density_mask_gate=False)
         large_render = model.render(reference, target, body)
         small_render = model.render(small, target, body)
@@ -123,55 +120,23 @@ def test_a_subject_small_in_frame_renders_like_a_large_one(posed_bodies):
 def test_reference_crop_setting_and_older_checkpoints(tmp_path, posed_bodies):
     with pytest.raises(ValueError, match="reference_crop"):
         GeneralizableHumanNeRF.from_preset("tiny", reference_crop="yes")
-    with pytest.raises(ValueError, match="reference_colour_blend"):
-        GeneralizableHumanNeRF.from_preset("tiny", reference_colour_blend=1)
-    model = small_model(reference_crop=False, reference_colour_blend=False)
+    model = small_model(reference_crop=False)
     model.save_pretrained(tmp_path / "saved")
     config_path = tmp_path / "saved" / "config.json"
     config = json.loads(config_path.read_text())
-    assert config["reference_crop"] is False and config["reference_colour_blend"] is False
-    del config["reference_crop"], config["reference_colour_blend"]  # as written before the options existed
+    assert config["reference_crop"] is False
+    del config["reference_crop"]  # as written before the option existed
     config_path.write_text(json.dumps(config))
-    loaded = load_nerf(tmp_path / "saved")  # loads with both off, as such a model was trained
+    loaded = load_nerf(tmp_path / "saved")  # loads with the crop off, as such a model was trained
     assert loaded.settings == model.settings
     reference = make_reference(posed_bodies, SIZE)
     camera = orbit(SIZE, views=4).index(torch.tensor([1, 2]))
     torch.testing.assert_close(loaded.render(reference, camera, posed_bodies).rgb,
                                model.render(reference, camera, posed_bodies).rgb, atol=1e-6, rtol=0)
-    # new models have the crop on and the blend off, and keep them through save and load
-    fresh = small_model(reference_colour_blend=True)
-    assert fresh.settings.reference_crop and not small_model().settings.reference_colour_blend
+    # new models have the crop on, and keep it through save and load
+    fresh = small_model()
+    assert fresh.settings.reference_crop
     fresh.save_pretrained(tmp_path / "fresh")
     assert load_nerf(tmp_path / "fresh").settings == fresh.settings
     cropped_on = GeneralizableHumanNeRF.from_pretrained(tmp_path / "saved", reference_crop=True)
-    assert cropped_on.settings.reference_crop and not cropped_on.settings.reference_colour_blend
-
-
-def test_colour_blend_passes_the_reference_colour_through_and_keeps_the_network_learning(posed_bodies):
-    body = posed_bodies.index(0)
-    reference = smooth_reference(body, SIZE)
-    colour = torch.tensor([0.9, 0.1, 0.2])
-    reference = ReferenceView(image=colour.view(1, 3, 1, 1).expand(1, 3, SIZE, SIZE).clone(), mask=reference.mask,
-                              camera=reference.camera, body=body)
-    interior = -F.max_pool2d(-reference.mask[0], 3, stride=1, padding=1)[0] > 0.5  # a pixel from the edge
-    unblended = {}
-    for bias in (-30.0, 30.0):  # the blend trusting the network only, and the reference as far as it may
-        model = small_model(density_mask_gate=False, reference_colour_blend=True)
-        with torch.no_grad():
-            model.colour_blend.weight.zero_()
-            model.colour_blend.bias.fill_(bias)
-        result = model.render(reference, reference.camera, body)  # the reference view itself as the target
-        seen = (result.opacity[0, 0] > 0.9) & interior
-        assert int(seen.sum()) > 20
-        unblended[bias] = (result.rgb[0] / result.opacity[0].clamp_min(1e-6))[:, seen]  # colour before compositing
-    network = unblended[-30.0]
-    assert float((network - colour[:, None]).abs().max()) > 0.1  # the untrained network's own colour differs
-    expected = REFERENCE_BLEND_MAX * colour[:, None] + (1.0 - REFERENCE_BLEND_MAX) * network
-    torch.testing.assert_close(unblended[30.0], expected, atol=0.02, rtol=0)
-    # a saturated blend still passes gradients to the network's colour (the blend once froze training)
-    model.train()
-    pixels = pixel_centers(SIZE, SIZE)[None, ::5]
-    out = model(reference, reference.camera, body, pixels)
-    out.rgb.sum().backward()
-    assert float(model.colour_head[-1].weight.grad.abs().sum()) > 0
-    assert small_model().colour_blend is None
+    assert cropped_on.settings.reference_crop
