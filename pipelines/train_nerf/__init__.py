@@ -39,7 +39,7 @@ from pipelines.train_nerf.config import (
     load_train_nerf_config,
 )
 from pipelines.train_nerf.data import PairBatch, SubjectViews, iterate_pair_batches, pair_batch, subject_views
-from pipelines.train_nerf.loop import TrainReport, train_nerf
+from pipelines.train_nerf.loop import TrainingDiverged, TrainReport, train_nerf
 from pipelines.train_nerf.step import box_metrics, target_windows
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "target_windows",
     "box_metrics",
     "TrainReport",
+    "TrainingDiverged",
     "train_nerf",
     "main_from_args",
     "run_from_namespace",

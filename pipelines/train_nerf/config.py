@@ -49,6 +49,8 @@ class NeRFOptimConfig:
     ``patch_size``: side of the random target patch rendered per pair (pixels), None renders the
     target body's whole box (SHERF). ``max_steps``: optimisation steps; ``max_wall_s``: also stop
     after this many seconds of training (None: no limit). ``grad_clip``: max gradient norm (0: off).
+    ``stalled_steps``: stop with an error when the gradient has been exactly zero this many steps in
+    a row (the network's output no longer depends on its weights: it cannot learn again; 0: off).
     """
 
     learning_rate: float = 2e-3
@@ -58,6 +60,7 @@ class NeRFOptimConfig:
     max_wall_s: float | None = None
     grad_clip: float = 1.0
     patch_size: int | None = None
+    stalled_steps: int = 50
 
     def __post_init__(self) -> None:
         if self.learning_rate <= 0:
@@ -69,6 +72,8 @@ class NeRFOptimConfig:
             raise ValueError("optim.lr_halving_steps must be >= 1 and optim.max_steps >= 0")
         if self.patch_size is not None and self.patch_size < 8:
             raise ValueError(f"optim.patch_size must be >= 8 pixels or None, got {self.patch_size}")
+        if self.stalled_steps < 0:
+            raise ValueError(f"optim.stalled_steps must be >= 0 (0: off), got {self.stalled_steps}")
 
 
 @dataclass(frozen=True)

@@ -134,6 +134,7 @@ def train_nerf(config: NeRFTrainConfig, shards: Any, out_dir: str | os.PathLike[
     epoch = step // steps_per_epoch
     saved_step = step if (checkpoint / TRAINING_STATE).is_file() else -1
     stop = step >= config.optim.max_steps
+    stalled = 0  # steps in a row with an exactly zero gradient
     while not stop:
         subjects = _subject_stream(urls, config, process, epoch, resampled=resampled)
         batches = iterate_pair_batches(subjects, body_model, batch_size=config.data.batch_size,
@@ -156,8 +157,12 @@ def train_nerf(config: NeRFTrainConfig, shards: Any, out_dir: str | os.PathLike[
             terms["total"].backward()
             if process.distributed:
                 _average_gradients(model, process.world_size)
-            if config.optim.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+            # the total gradient norm (clipped to grad_clip when that is on); checked before the weights move
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(
+                model.parameters(), config.optim.grad_clip if config.optim.grad_clip > 0 else math.inf))
+            stalled = stalled + 1 if grad_norm == 0.0 else 0
+            _check_step_health(float(terms["total"].detach()), grad_norm, stalled, step + 1, config, process,
+                               checkpoint if saved_step >= 0 else None)
             optimizer.step()
             if process.distributed:
                 _broadcast_state(model, parameters=False)
@@ -194,6 +199,29 @@ def train_nerf(config: NeRFTrainConfig, shards: Any, out_dir: str | os.PathLike[
     return TrainReport(steps=step, steps_this_run=step - start_step, wall_s=time.perf_counter() - start_wall,
                        losses=last_losses, validation=last_validation, checkpoint=str(checkpoint),
                        lpips_used=lpips_model is not None, notes=tuple(notes))
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss or the gradient of a training step is not finite, or the gradient has been exactly zero for
+    ``optim.stalled_steps`` steps in a row; raised before the optimiser applies that step."""
+
+
+def _check_step_health(loss: float, grad_norm: float, stalled: int, step: int, config: NeRFTrainConfig,
+                       process: Any, checkpoint: Path | None) -> None:
+    """Raise :class:`TrainingDiverged` (on every rank, as rank 0 decides) when step ``step`` must not be applied."""
+    kept = (f"the last checkpoint ({checkpoint}) is kept" if checkpoint is not None
+            else "no checkpoint was written yet")
+    if _agree(not (math.isfinite(loss) and math.isfinite(grad_norm)), process):
+        raise TrainingDiverged(
+            f"NeRF training, step {step}: the loss ({loss}) or the gradient norm ({grad_norm}) is not finite; "
+            f"the step was not applied and {kept}. Lower optim.learning_rate, keep optim.grad_clip > 0, "
+            "or check this batch's subjects (gas-shards verify)")
+    limit = config.optim.stalled_steps
+    if _agree(limit > 0 and stalled >= limit, process):
+        raise TrainingDiverged(
+            f"NeRF training, step {step}: the gradient has been exactly zero for {stalled} steps in a row, so the "
+            f"rendering no longer depends on the weights (saturated or dead units) and cannot learn again; {kept}. "
+            "Start again with a lower optim.learning_rate, or from an earlier checkpoint")
 
 
 def _validate(model: GeneralizableHumanNeRF, batch: PairBatch, writer, step: int, device: torch.device) -> dict[str, float]:

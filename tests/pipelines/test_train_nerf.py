@@ -196,3 +196,39 @@ def test_two_gloo_processes_end_with_identical_weights(tmp_path, subject_shards,
     saved = load_nerf(out / CHECKPOINT_DIRNAME).state_dict()  # rank 0 wrote the checkpoint of those weights
     for name in first["final"]:
         torch.testing.assert_close(saved[name], first["final"][name])
+
+
+def test_a_step_with_a_non_finite_or_stalled_gradient_stops_the_run_before_it_is_applied(
+        tmp_path, subject_shards, open_body_model_dir, monkeypatch):
+    from pipelines.train_nerf import TrainingDiverged, loop
+
+    real_losses = loop.reconstruction_losses
+    config = load_train_nerf_config(preset="tiny", overrides=SMALL + [f"data.body_model_path={open_body_model_dir}",
+                                                                     "optim.max_steps=6", "optim.stalled_steps=3"])
+
+    def nan_loss(*args, **kwargs):
+        terms = real_losses(*args, **kwargs)
+        return {**terms, "total": terms["total"] * float("nan")}
+
+    monkeypatch.setattr(loop, "reconstruction_losses", nan_loss)
+    with pytest.raises(TrainingDiverged, match=r"step 1: the loss \(nan\).*no checkpoint was written yet"):
+        train_nerf(config, subject_shards, tmp_path / "nan")
+    assert not (tmp_path / "nan" / CHECKPOINT_DIRNAME / "training_state.pt").exists()
+
+    calls = []
+
+    def dead_after_two_steps(rgb, *args, **kwargs):  # from the third step on, the loss ignores the rendering
+        terms = real_losses(rgb, *args, **kwargs)
+        calls.append(1)
+        if len(calls) > 2:
+            terms = {**terms, "total": rgb.sum() * 0.0 + 1.0}
+        return terms
+
+    monkeypatch.setattr(loop, "reconstruction_losses", dead_after_two_steps)
+    out = tmp_path / "stalled"
+    with pytest.raises(TrainingDiverged, match=r"step 5: the gradient has been exactly zero for 3 steps in a row"):
+        train_nerf(config, subject_shards, out)
+    # checkpoint_every=2: the step-2 and step-4 checkpoints were written; the failing step 5 was not applied
+    assert torch.load(out / CHECKPOINT_DIRNAME / "training_state.pt", weights_only=False)["step"] == 4
+    with pytest.raises(ValueError, match="optim.stalled_steps"):
+        load_train_nerf_config(preset="tiny", overrides=["optim.stalled_steps=-1"])
