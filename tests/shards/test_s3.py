@@ -114,13 +114,14 @@ def test_iter_chunks_reads_on_with_ranged_requests_when_the_stream_breaks(s3_buc
 
     def breaking(name):
         stream = opened(name)
-        original, calls = stream.read, []
+        original, delivered = stream.read, [0]
 
-        async def read(length=-1):
-            calls.append(length)
-            if len(calls) > 2:
+        async def read(length=-1):  # the connection drops once 100,000 bytes have come through
+            if delivered[0] >= 100_000:
                 raise ConnectionResetError("peer went away")
-            return await original(min(length, 50_000))
+            data = await original(min(length, 100_000 - delivered[0]))
+            delivered[0] += len(data)
+            return data
         stream.read = read
         return stream
 
