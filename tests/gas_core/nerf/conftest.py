@@ -7,7 +7,7 @@ import torch
 
 from gas_core.body.smpl import BodyModel, SMPLParams
 from gas_core.cameras import OrbitSpec, orbit_cameras
-from gas_core.nerf import CameraBatch, PosedBody, ReferenceView
+from gas_core.nerf import CameraBatch, GeneralizableHumanNeRF, PosedBody, ReferenceView
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +45,12 @@ def make_reference(body: PosedBody, size: int, seed: int = 0) -> ReferenceView:
     camera = CameraBatch(K=camera.K.expand(batch, 3, 3), R=camera.R.expand(batch, 3, 3), t=camera.t.expand(batch, 3),
                          width=size, height=size)
     return ReferenceView(image=image, mask=mask, camera=camera, body=body)
+
+
+def small_model(**overrides) -> GeneralizableHumanNeRF:
+    """A seeded ``tiny`` NeRF at 32 px with small grids, in eval mode; ``overrides`` replace settings."""
+    torch.manual_seed(0)
+    settings = dict(image_size=32, triplane_resolution=8, volume_resolution=8, probes_per_ray=24,
+                    samples_per_ray=6, chunk_rays=512, visibility_resolution=16)
+    settings.update(overrides)
+    return GeneralizableHumanNeRF.from_preset("tiny", **settings).eval()

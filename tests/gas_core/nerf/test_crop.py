@@ -12,17 +12,9 @@ from torch.nn import functional as F
 from gas_core.nerf import CameraBatch, GeneralizableHumanNeRF, ReferenceView, load_nerf
 from gas_core.nerf.crop import crop_reference, subject_window
 
-from .conftest import make_reference, orbit
+from .conftest import make_reference, orbit, small_model
 
 SIZE = 32
-
-
-def small_model(**overrides) -> GeneralizableHumanNeRF:
-    torch.manual_seed(0)
-    settings = dict(image_size=SIZE, triplane_resolution=8, volume_resolution=8, probes_per_ray=24,
-                    samples_per_ray=6, chunk_rays=2048, visibility_resolution=16)
-    settings.update(overrides)
-    return GeneralizableHumanNeRF.from_preset("tiny", **settings).eval()
 
 
 def shrink(reference: ReferenceView, factor: int) -> ReferenceView:

@@ -11,17 +11,9 @@ import torch
 from gas_core.nerf import GeneralizableHumanNeRF, NeRFModelConfig, load_nerf
 from gas_core.nerf.sampling import SurfaceProximityGrid, camera_rays, pixel_centers, ray_box_intersection
 
-from .conftest import make_reference, orbit
+from .conftest import make_reference, orbit, small_model
 
 SIZE = 32
-
-
-def small_model(**overrides) -> GeneralizableHumanNeRF:
-    torch.manual_seed(0)
-    settings = dict(image_size=SIZE, triplane_resolution=8, volume_resolution=8, probes_per_ray=24,
-                    samples_per_ray=6, chunk_rays=512, visibility_resolution=16)
-    settings.update(overrides)
-    return GeneralizableHumanNeRF.from_preset("tiny", **settings).eval()
 
 
 def targets(posed_bodies):
