@@ -243,7 +243,9 @@ class Folder:
                     try:
                         data = sync(self.fs.loop, next_chunk)
                     except (OSError, TimeoutError, RuntimeError) as error:
-                        if self._stream_size(stream) is None:
+                        # s3fs records the object's size once the GET has started: without it the
+                        # object could not be opened at all, and that error is the caller's.
+                        if getattr(stream, "size", None) is None:
                             raise
                         logger.warning("%s: stream broke at byte %d (%s: %s); reading on with ranged requests",
                                        self.join(name), offset, type(error).__name__, error)
@@ -276,12 +278,6 @@ class Folder:
             return sync(self.fs.loop, self.fs.open_async, self.path(name), "rb")
         except NotImplementedError:
             return None
-
-    @staticmethod
-    def _stream_size(stream: Any) -> int | None:
-        """The object's size once its stream has started (s3fs records it), else None."""
-        size = getattr(stream, "size", None)
-        return int(size) if size is not None else None
 
     def read_bytes(self, name: str) -> bytes:
         with self.open(name, "rb") as stream:
