@@ -77,6 +77,27 @@ class NeRFOptimConfig:
 
 
 @dataclass(frozen=True)
+class NeRFAugmentConfig:
+    """Random zoom-out of the training subjects: people smaller in the frame and off its centre.
+
+    With probability ``zoom_probability`` a subject streamed for training has every view shrunk by one
+    factor drawn uniformly from [``min_zoom``, 1] and placed at one random whole-pixel offset inside the
+    frame (black around it); its cameras follow exactly (:func:`pipelines.train_nerf.data.zoom_subject`),
+    so the reference and the targets of its pairs show the same scene, smaller. 0 turns it off (and then
+    draws no random numbers, so a run is as before).
+    """
+
+    zoom_probability: float = 0.0
+    min_zoom: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= float(self.zoom_probability) <= 1.0:
+            raise ValueError(f"augment.zoom_probability must be in [0, 1], got {self.zoom_probability}")
+        if not 0.0 < float(self.min_zoom) <= 1.0:
+            raise ValueError(f"augment.min_zoom must be in (0, 1], got {self.min_zoom}")
+
+
+@dataclass(frozen=True)
 class NeRFLogConfig:
     """Every ``log_every`` steps losses go to TensorBoard; every ``val_every`` steps ``val_pairs``
     validation pairs are rendered; every ``checkpoint_every`` steps (and at the end) a checkpoint is written."""
@@ -109,6 +130,7 @@ class NeRFTrainConfig(PaperDefaults):
     data: NeRFDataConfig = NeRFDataConfig()
     optim: NeRFOptimConfig = NeRFOptimConfig()
     loss: LossWeights = LossWeights()
+    augment: NeRFAugmentConfig = NeRFAugmentConfig()
     log: NeRFLogConfig = NeRFLogConfig()
     lpips_weights: str | None = None
     backbone_weights: str | None = None
