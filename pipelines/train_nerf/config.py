@@ -145,12 +145,14 @@ class NeRFTrainConfig(PaperDefaults):
     @classmethod
     def tiny(cls) -> "NeRFTrainConfig":
         """A CPU preset: the tiny model at 96 px, 8 samples per ray, 24 px patches, 4 pairs per step, Adam
-        with momentum (betas 0.9, 0.99) for quick progress in few steps."""
+        with momentum (betas 0.9, 0.99) for quick progress in few steps; half the subjects zoomed out by a
+        factor in [0.3, 1] (see :class:`NeRFAugmentConfig`)."""
         return cls(model=replace(NeRFModelConfig.tiny(), image_size=96, samples_per_ray=8),
                    data=NeRFDataConfig(image_size=96, batch_size=4, pairs_per_subject=8, shuffle=16,
                                        subjects_per_epoch=64),
                    optim=NeRFOptimConfig(learning_rate=1e-3, betas=(0.9, 0.99), lr_halving_steps=1500, max_steps=3000,
                                          patch_size=24),
+                   augment=NeRFAugmentConfig(zoom_probability=0.5, min_zoom=0.3),
                    log=NeRFLogConfig(log_every=10, val_every=200, val_pairs=4, checkpoint_every=200),
                    device="cpu")
 
