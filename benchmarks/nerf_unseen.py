@@ -29,18 +29,15 @@ from pathlib import Path
 
 from repo_setup import REPO_ROOT  # noqa: F401 - first: the repository on sys.path, GAS_CACHE_DIR's default, headless GL
 
-import torch  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
 
 from gas_core.body.open_model import PhenotypeRegion  # noqa: E402
-from gas_core.nerf import CameraBatch  # noqa: E402
 from gas_core.synth.humans import make_subject, pose_subject, sample_edge_subject_spec  # noqa: E402
 from gas_core.synth.poses import mirror_degrees  # noqa: E402
 from pipelines.datasets.errors import ScanReadError  # noqa: E402
 from pipelines.datasets.thuman import write_thuman_subject  # noqa: E402
 from pipelines.preprocess import PreprocessConfig, pack_staged_subjects, plan_subjects, preprocess_subject  # noqa: E402
 from pipelines.synth import subject_id_for, subject_seed  # noqa: E402
-from pipelines.train_nerf import SubjectViews  # noqa: E402
+from pipelines.train_nerf import SubjectViews, zoom_subject  # noqa: E402
 
 UNSEEN_RUN_SEED = 4242
 TRAIN_RUN_SEED, HELDOUT_RUN_SEED = 11, 29
@@ -125,24 +122,11 @@ def make_unseen_shards(out_dir: Path, group_index: int, *, subjects: int, config
 def shrink_subject(subject: SubjectViews, factor: float) -> SubjectViews:
     """``subject`` with every view shrunk by ``factor`` (0, 1] about the image centre, black around it.
 
-    The cameras follow exactly: a pixel ``u`` moves to ``offset + factor' * u`` with the shrunk size
-    rounded to whole pixels (``factor'`` = shrunk size / size) and ``offset`` the whole-pixel margin.
+    The cameras follow exactly (:func:`pipelines.train_nerf.zoom_subject`, centred): a pixel ``u`` moves to
+    ``offset + factor' * u`` with the shrunk size rounded to whole pixels (``factor'`` = shrunk size / size)
+    and ``offset`` the whole-pixel margin.
     """
-    if not 0 < factor <= 1:
-        raise ValueError(f"factor must be in (0, 1], got {factor}")
-    size = subject.views.shape[-1]
-    inner = max(2, int(round(size * factor)))
-    offset = (size - inner) // 2
-    exact = inner / size
-    pad = (offset, size - inner - offset, offset, size - inner - offset)
-    views = F.pad(F.interpolate(subject.views, size=(inner, inner), mode="area"), pad)
-    masks = F.pad(F.interpolate(subject.masks, size=(inner, inner), mode="area"), pad)
-    K = subject.cameras.K.clone()
-    K[:, :2, :] *= exact
-    K[:, 0, 2] += offset
-    K[:, 1, 2] += offset
-    cameras = CameraBatch(K=K, R=subject.cameras.R, t=subject.cameras.t, width=size, height=size)
-    return dataclasses.replace(subject, views=views, masks=masks, cameras=cameras)
+    return zoom_subject(subject, factor)
 
 
 def main() -> None:

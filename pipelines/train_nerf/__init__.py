@@ -31,6 +31,7 @@ from gas_core.nerf import GeneralizableHumanNeRF  # patched through this package
 from pipelines.train_nerf.checkpoints import CHECKPOINT_DIRNAME, CONFIG_FILE, TRAINING_STATE
 from pipelines.train_nerf.cli import build_arg_parser, main_from_args, run_from_namespace, torchrun_command
 from pipelines.train_nerf.config import (
+    NeRFAugmentConfig,
     NeRFDataConfig,
     NeRFLogConfig,
     NeRFOptimConfig,
@@ -38,11 +39,20 @@ from pipelines.train_nerf.config import (
     config_to_yaml,
     load_train_nerf_config,
 )
-from pipelines.train_nerf.data import PairBatch, SubjectViews, iterate_pair_batches, pair_batch, subject_views
+from pipelines.train_nerf.data import (
+    PairBatch,
+    SubjectViews,
+    augment_subject,
+    iterate_pair_batches,
+    pair_batch,
+    subject_views,
+    zoom_subject,
+)
 from pipelines.train_nerf.loop import TrainingDiverged, TrainReport, train_nerf
 from pipelines.train_nerf.step import box_metrics, target_windows
 
 __all__ = [
+    "NeRFAugmentConfig",
     "NeRFDataConfig",
     "NeRFOptimConfig",
     "NeRFLogConfig",
@@ -54,6 +64,8 @@ __all__ = [
     "SubjectViews",
     "subject_views",
     "iterate_pair_batches",
+    "zoom_subject",
+    "augment_subject",
     "target_windows",
     "box_metrics",
     "TrainReport",

@@ -77,6 +77,27 @@ class NeRFOptimConfig:
 
 
 @dataclass(frozen=True)
+class NeRFAugmentConfig:
+    """Random zoom-out of the training subjects: people smaller in the frame and off its centre.
+
+    With probability ``zoom_probability`` a subject streamed for training has every view shrunk by one
+    factor drawn uniformly from [``min_zoom``, 1] and placed at one random whole-pixel offset inside the
+    frame (black around it); its cameras follow exactly (:func:`pipelines.train_nerf.data.zoom_subject`),
+    so the reference and the targets of its pairs show the same scene, smaller. 0 turns it off (and then
+    draws no random numbers, so a run is as before).
+    """
+
+    zoom_probability: float = 0.0
+    min_zoom: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= float(self.zoom_probability) <= 1.0:
+            raise ValueError(f"augment.zoom_probability must be in [0, 1], got {self.zoom_probability}")
+        if not 0.0 < float(self.min_zoom) <= 1.0:
+            raise ValueError(f"augment.min_zoom must be in (0, 1], got {self.min_zoom}")
+
+
+@dataclass(frozen=True)
 class NeRFLogConfig:
     """Every ``log_every`` steps losses go to TensorBoard; every ``val_every`` steps ``val_pairs``
     validation pairs are rendered; every ``checkpoint_every`` steps (and at the end) a checkpoint is written."""
@@ -109,6 +130,7 @@ class NeRFTrainConfig(PaperDefaults):
     data: NeRFDataConfig = NeRFDataConfig()
     optim: NeRFOptimConfig = NeRFOptimConfig()
     loss: LossWeights = LossWeights()
+    augment: NeRFAugmentConfig = NeRFAugmentConfig()
     log: NeRFLogConfig = NeRFLogConfig()
     lpips_weights: str | None = None
     backbone_weights: str | None = None
@@ -123,12 +145,14 @@ class NeRFTrainConfig(PaperDefaults):
     @classmethod
     def tiny(cls) -> "NeRFTrainConfig":
         """A CPU preset: the tiny model at 96 px, 8 samples per ray, 24 px patches, 4 pairs per step, Adam
-        with momentum (betas 0.9, 0.99) for quick progress in few steps."""
+        with momentum (betas 0.9, 0.99) for quick progress in few steps; half the subjects zoomed out by a
+        factor in [0.3, 1] (see :class:`NeRFAugmentConfig`)."""
         return cls(model=replace(NeRFModelConfig.tiny(), image_size=96, samples_per_ray=8),
                    data=NeRFDataConfig(image_size=96, batch_size=4, pairs_per_subject=8, shuffle=16,
                                        subjects_per_epoch=64),
                    optim=NeRFOptimConfig(learning_rate=1e-3, betas=(0.9, 0.99), lr_halving_steps=1500, max_steps=3000,
                                          patch_size=24),
+                   augment=NeRFAugmentConfig(zoom_probability=0.5, min_zoom=0.3),
                    log=NeRFLogConfig(log_every=10, val_every=200, val_pairs=4, checkpoint_every=200),
                    device="cpu")
 

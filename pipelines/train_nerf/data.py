@@ -14,7 +14,7 @@ from torch.nn import functional as F
 from gas_core.body.smpl import BodyModel, SMPLParams
 from gas_core.nerf import CameraBatch, PosedBody, ReferenceView
 from pipelines.distributed import DistributedContext
-from pipelines.train_nerf.config import NeRFTrainConfig
+from pipelines.train_nerf.config import NeRFAugmentConfig, NeRFTrainConfig
 from shards.reader import make_subject_pipeline
 
 
@@ -43,6 +43,47 @@ def subject_views(sample: dict[str, Any], image_size: int) -> SubjectViews:
     cameras = CameraBatch(K=sample["K"], R=sample["R"], t=sample["t"], width=width, height=height).scaled(factor)
     return SubjectViews(key=str(sample.get("__key__", sample.get("subject_id", "?"))), views=views * masks, masks=masks,
                         cameras=cameras, smpl=sample["smpl"], body_model=str(sample["body_model"]))
+
+
+def zoom_subject(subject: SubjectViews, factor: float, offset: tuple[int, int] | None = None) -> SubjectViews:
+    """``subject`` with every view shrunk by ``factor`` (0, 1] and placed at ``offset``, black around it.
+
+    The shrunk views are ``inner = round(S * factor)`` pixels wide (at least 2; ``S`` the view size),
+    area-resampled, with their top-left corner at pixel ``offset`` = (x, y) (whole pixels, each in
+    [0, S - inner]; None: centred, ``(S - inner) // 2``). The cameras follow exactly: a pixel ``u``
+    moves to ``offset + u * inner / S``, so ``K``'s first two rows are scaled by ``inner / S`` and the
+    principal point shifted by ``offset``; ``R``, ``t`` and the body are unchanged.
+    """
+    if not 0 < factor <= 1:
+        raise ValueError(f"factor must be in (0, 1], got {factor}")
+    size = subject.views.shape[-1]
+    inner = max(2, int(round(size * factor)))
+    if offset is None:
+        offset = ((size - inner) // 2, (size - inner) // 2)
+    x, y = (int(value) for value in offset)
+    if not (0 <= x <= size - inner and 0 <= y <= size - inner):
+        raise ValueError(f"offset must lie in [0, {size - inner}] on both axes for factor {factor}, got {offset}")
+    exact = inner / size
+    pad = (x, size - inner - x, y, size - inner - y)
+    views = F.pad(F.interpolate(subject.views, size=(inner, inner), mode="area"), pad)
+    masks = F.pad(F.interpolate(subject.masks, size=(inner, inner), mode="area"), pad)
+    K = subject.cameras.K.clone()
+    K[:, :2, :] *= exact
+    K[:, 0, 2] += x
+    K[:, 1, 2] += y
+    cameras = CameraBatch(K=K, R=subject.cameras.R, t=subject.cameras.t, width=size, height=size)
+    return SubjectViews(key=subject.key, views=views, masks=masks, cameras=cameras, smpl=subject.smpl,
+                        body_model=subject.body_model)
+
+
+def augment_subject(subject: SubjectViews, config: NeRFAugmentConfig, rng: random.Random) -> SubjectViews:
+    """``subject`` zoomed out at random as ``config`` says (see :class:`NeRFAugmentConfig`); unchanged otherwise."""
+    if config.zoom_probability <= 0 or rng.random() >= config.zoom_probability:
+        return subject
+    factor = rng.uniform(config.min_zoom, 1.0)
+    size = subject.views.shape[-1]
+    free = size - max(2, int(round(size * factor)))
+    return zoom_subject(subject, factor, (rng.randint(0, free), rng.randint(0, free)))
 
 
 @dataclass(frozen=True)
@@ -84,9 +125,11 @@ def pair_batch(subjects: Sequence[SubjectViews], pairs: Sequence[tuple[int, int]
 
 
 def iterate_pair_batches(subjects: Iterator[SubjectViews], body_model: BodyModel, *, batch_size: int,
-                         pairs_per_subject: int, rng: random.Random) -> Iterator[PairBatch]:
+                         pairs_per_subject: int, rng: random.Random,
+                         augment: NeRFAugmentConfig | None = None) -> Iterator[PairBatch]:
     """Group ``batch_size`` subjects and yield ``pairs_per_subject`` batches from them, one random pair of
-    distinct views per subject in each; an incomplete last group is dropped (every rank yields as many)."""
+    distinct views per subject in each; an incomplete last group is dropped (every rank yields as many).
+    ``augment``: each subject is first passed through :func:`augment_subject` (None: as streamed)."""
     group: list[SubjectViews] = []
     for subject in subjects:
         if subject.body_model != body_model.label:
@@ -94,7 +137,7 @@ def iterate_pair_batches(subjects: Iterator[SubjectViews], body_model: BodyModel
                              f"is {body_model.label!r}; set data.body_model_path")
         if subject.views.shape[0] < 2:
             raise ValueError(f"subject {subject.key} has {subject.views.shape[0]} view(s); pairs need at least 2")
-        group.append(subject)
+        group.append(subject if augment is None else augment_subject(subject, augment, rng))
         if len(group) < batch_size:
             continue
         for _ in range(pairs_per_subject):

@@ -138,7 +138,8 @@ def train_nerf(config: NeRFTrainConfig, shards: Any, out_dir: str | os.PathLike[
     while not stop:
         subjects = _subject_stream(urls, config, process, epoch, resampled=resampled)
         batches = iterate_pair_batches(subjects, body_model, batch_size=config.data.batch_size,
-                                       pairs_per_subject=config.data.pairs_per_subject, rng=rng)
+                                       pairs_per_subject=config.data.pairs_per_subject, rng=rng,
+                                       augment=config.augment)
         produced = 0
         for batch in batches:
             produced += 1

@@ -17,17 +17,21 @@ from gas_core.nerf import load_nerf
 from pipelines.preprocess import load_preprocess_config, pack_staged_subjects, plan_subjects, preprocess_subject
 from pipelines.train_nerf import (
     CHECKPOINT_DIRNAME,
+    NeRFAugmentConfig,
     NeRFTrainConfig,
+    augment_subject,
     box_metrics,
     build_arg_parser,
     config_to_yaml,
     iterate_pair_batches,
     load_train_nerf_config,
     main_from_args,
+    pair_batch,
     subject_views,
     target_windows,
     torchrun_command,
     train_nerf,
+    zoom_subject,
 )
 from shards.reader import make_subject_pipeline
 
@@ -100,6 +104,61 @@ def test_pairs_windows_and_metrics(subject_shards, open_body_model_dir):
     blank = box_metrics(torch.zeros_like(batch.target_rgb), torch.zeros_like(batch.target_mask), batch.target_rgb,
                         batch.target_mask)
     assert bool((blank["psnr"] < perfect["psnr"]).all()) and bool((blank["mask_iou"] == 0).all())
+
+
+def _mask_box(mask: torch.Tensor) -> torch.Tensor:
+    """(x0, y0, x1, y1) pixel box of mask > 0.5 of a (1, H, W) mask."""
+    rows = torch.nonzero(mask[0].amax(dim=1) > 0.5).squeeze(-1)
+    cols = torch.nonzero(mask[0].amax(dim=0) > 0.5).squeeze(-1)
+    return torch.tensor([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], dtype=torch.float32)
+
+
+def test_zoom_subject_shrinks_views_and_cameras_alike(subject_shards, open_body_model_dir):
+    body_model = BodyModel(open_body_model_dir)
+    sample = next(iter(make_subject_pipeline(subject_shards, split_by_node=False, split_by_worker=False)))
+    subject = subject_views(sample, 48)
+    zoomed = zoom_subject(subject, 0.5, (3, 20))  # 24 px views at x = 3, y = 20
+    assert zoomed.views.shape == subject.views.shape and zoomed.masks.shape == subject.masks.shape
+    outside = torch.ones(48, 48, dtype=torch.bool)
+    outside[20:44, 3:27] = False
+    assert zoomed.views[..., outside].abs().max() == 0 and zoomed.masks[..., outside].abs().max() == 0
+    # the shrunk mask's box is the original box mapped by u -> offset + u / 2 (to a pixel of area resampling)
+    for view in range(subject.views.shape[0]):
+        expected = _mask_box(subject.masks[view]) * 0.5 + torch.tensor([3.0, 20.0, 3.0, 20.0])
+        assert (_mask_box(zoomed.masks[view]) - expected).abs().max() <= 1.0
+    # the cameras follow: the posed body projects to the same place under the new cameras
+    batch = pair_batch([subject] * 4, [(0, j) for j in range(4)], body_model)
+    zoomed_batch = pair_batch([zoomed] * 4, [(0, j) for j in range(4)], body_model)
+    uv, _ = batch.target_camera.project(batch.target_body.vertices)
+    zoomed_uv, _ = zoomed_batch.target_camera.project(zoomed_batch.target_body.vertices)
+    assert torch.allclose(zoomed_uv, uv * 0.5 + torch.tensor([3.0, 20.0]), atol=1e-3)
+    centred = zoom_subject(subject, 0.5)
+    assert torch.allclose(centred.cameras.K[:, :2, 2], subject.cameras.K[:, :2, 2] * 0.5 + 12.0)
+    with pytest.raises(ValueError, match="factor"):
+        zoom_subject(subject, 0.0)
+    with pytest.raises(ValueError, match="offset"):
+        zoom_subject(subject, 0.5, (25, 0))
+
+
+def test_augment_subject_zooms_out_at_random_within_its_range(subject_shards):
+    sample = next(iter(make_subject_pipeline(subject_shards, split_by_node=False, split_by_worker=False)))
+    subject = subject_views(sample, 48)
+    rng = random.Random(0)
+    state = rng.getstate()
+    assert augment_subject(subject, NeRFAugmentConfig(), rng) is subject
+    assert rng.getstate() == state  # off: no random numbers drawn, so a run is as before it existed
+    config = NeRFAugmentConfig(zoom_probability=1.0, min_zoom=0.4)
+    area = subject.masks.sum()
+    ratios = torch.stack([augment_subject(subject, config, rng).masks.sum() / area for _ in range(20)])
+    assert bool((ratios > 0.4 ** 2 * 0.8).all()) and bool((ratios < 1.05).all())  # area scales by factor^2
+    assert float(ratios.max() - ratios.min()) > 0.1  # the factor is drawn, not fixed
+    half = NeRFAugmentConfig(zoom_probability=0.5)
+    kept = sum(augment_subject(subject, half, rng) is subject for _ in range(200))
+    assert 60 < kept < 140
+    for bad in ({"zoom_probability": 1.5}, {"min_zoom": 0.0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            NeRFAugmentConfig(**bad)
+    assert load_train_nerf_config(preset="tiny", overrides=["augment.min_zoom=0.5"]).augment.min_zoom == 0.5
 
 
 def test_training_runs_checkpoints_and_resumes(tmp_path, subject_shards, open_body_model_dir, caplog):
