@@ -319,14 +319,13 @@ class MediaPipePose:
         if (self.static_image_mode or not self._established or self._recent is None
                 or self._recent[1] > c.search_memory):
             return True
-        from gas_core.segment.tracking import box_iou
+        from gas_core.segment.tracking import box_area, box_iou
 
         last = self._recent[0]
         if c.continuity_iou > 0 and float(box_iou(last, np.asarray(box)[None])[0]) < c.continuity_iou:
             return False
         if c.continuity_area_ratio > 0:
-            area = lambda b: max(float(b[2] - b[0]), 1.0) * max(float(b[3] - b[1]), 1.0)  # noqa: E731
-            ratio = area(box) / area(last)
+            ratio = float(box_area(box, min_side=1.0) / box_area(last, min_side=1.0))
             if max(ratio, 1.0 / ratio) > c.continuity_area_ratio:
                 return False
         return True
