@@ -103,8 +103,7 @@ class MediaPipePoseConfig:
             the tracking model finds nobody, the search model (``search_detection_confidence``) looks in the
             window around each of the two largest moving regions, and a person found there is taken only
             when its box overlaps that region's box by at least this IoU, in [0, 1] (0: off). The moving
-            region is a cue independent of MediaPipe, so a "person" the landmark model makes of static
-            clutter is not taken.
+            region is a cue independent of MediaPipe: where nothing moves, this search takes nobody.
     """
 
     model_complexity: int = 1
