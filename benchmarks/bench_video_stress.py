@@ -31,6 +31,7 @@ were tuned on clips of seeds 500, 501 and 502 only; the reported runs use ``--se
     python benchmarks/bench_video_stress.py [--videos 6] [--frames 48] [--size 256] [--preset tiny|paper]
     python benchmarks/bench_video_stress.py --quick      # 2 short videos per set, tiny fits (smoke test)
     python benchmarks/bench_video_stress.py --tuning     # stress sets of the tuning seeds only (to tune on)
+    python benchmarks/bench_video_stress.py --tuning --set video.masks.mediapipe.motion_search_iou=0.5
 """
 
 from __future__ import annotations
@@ -255,7 +256,8 @@ def tune(args, config, body) -> int:
             seconds += spent
     s = summary(scores)
     print(f"\nstress sets of the tuning seeds {TUNING_SEEDS}, {args.videos} videos each x {args.frames} frames, "
-          f"{args.size}x{args.size}, {default_keypoint_label(config)}, {seconds:.0f} s\n")
+          f"{args.size}x{args.size}, {default_keypoint_label(config)}, {seconds:.0f} s"
+          + (f", --set {' '.join(args.overrides)}" if args.overrides else "") + "\n")
     print("| segments | mask IoU mean | worst segment | PA-MPJPE (mm) | broken packed / rejected | rejected before a fit "
           "| healthy rejected (%) |\n| --- | --- | --- | --- | --- | --- | --- |")
     print(f"| {s['segments']} | {s['mask_iou']:.3f} | {s['worst_iou']:.3f} | {s['pa_mpjpe_mm']:.1f} | {s['broken_packed']} / "
@@ -264,7 +266,8 @@ def tune(args, config, body) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (``--quick`` sets its small sizes)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=6, help="videos per set")
     parser.add_argument("--frames", type=int, default=48)
@@ -275,16 +278,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2 videos of 24 frames per set at 128 px, tiny fits")
     parser.add_argument("--tuning", action="store_true",
                         help=f"only the stress sets of the tuning seeds {TUNING_SEEDS}, the config's own keypoints")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="preprocess config override, as for `gas preprocess --set` (repeatable)")
     args = parser.parse_args(argv)
     if args.quick:
         args.videos, args.frames, args.size, args.segment, args.preset = 2, 24, 128, 24, "tiny"
+    return args
 
-    from gas_core.body.smpl import BodyModel
+
+def bench_config(args: argparse.Namespace):
+    """The preprocess config the benchmark runs: ``--preset``, the segment and frame sizes, then ``--set``."""
     from pipelines.preprocess import load_preprocess_config
 
     overrides = [f"video.segment_frames={args.segment}", f"video.min_segment_frames={min(args.segment, 20)}",
-                 f"video.max_side={args.size}", "video.store_normals=false"]
-    config = load_preprocess_config(preset=args.preset, overrides=overrides)
+                 f"video.max_side={args.size}", "video.store_normals=false", *args.overrides]
+    return load_preprocess_config(preset=args.preset, overrides=overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from gas_core.body.smpl import BodyModel
+
+    config = bench_config(args)
     body = BodyModel(config.body_model_path)
     if args.tuning:
         return tune(args, config, body)

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from gas_core.segment.detect import Detections, check_rgb_frame
+from gas_core.segment.tracking import box_area
 
 __all__ = ["BackgroundConfig", "ForegroundFrame", "BackgroundSubtractor", "ForegroundComponents", "background_distance",
            "foreground_map", "median_background", "video_background"]
@@ -76,10 +77,6 @@ class BackgroundConfig:
 
 def _disk(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-
-
-def _box_area(box: np.ndarray) -> float:
-    return float(max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1]))
 
 
 def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -280,7 +277,7 @@ class ForegroundComponents:
             inside = self._inside_fractions(merge_box) >= inside_fraction
             if inside.sum() >= 2:
                 merged = np.concatenate([boxes[inside, :2].min(axis=0), boxes[inside, 2:].max(axis=0)])
-                if _box_area(merged) <= max_growth * _box_area(merge_box):  # never creep over the scene
+                if box_area(merged) <= max_growth * box_area(merge_box):  # never creep over the scene
                     boxes = np.concatenate([merged[None], boxes[~inside]])
                     areas = np.concatenate([[areas[inside].sum()], areas[~inside]])
         return Detections(boxes, areas / areas.max())

@@ -99,6 +99,11 @@ class MediaPipePoseConfig:
             (>= 1; 0: no area check).
         continuity_after: the two checks apply once the subject has been followed for this many frames in
             a row (>= 1), so that a first, partial or wrong find does not lock out the subject.
+        motion_search_iou: with a static-camera foreground map given (:meth:`MediaPipePose.estimate`), when
+            the tracking model finds nobody, the search model (``search_detection_confidence``) looks in the
+            window around each of the two largest moving regions, and a person found there is taken only
+            when its box overlaps that region's box by at least this IoU, in [0, 1] (0: off). The moving
+            region is a cue independent of MediaPipe: where nothing moves, this search takes nobody.
     """
 
     model_complexity: int = 1
@@ -118,12 +123,14 @@ class MediaPipePoseConfig:
     continuity_iou: float = 0.3
     continuity_area_ratio: float = 2.0
     continuity_after: int = 8
+    motion_search_iou: float = 0.0
 
     def __post_init__(self) -> None:
         if self.model_complexity not in (0, 1, 2):
             raise ValueError(f"model_complexity must be 0, 1 or 2, got {self.model_complexity}")
         for name in ("min_detection_confidence", "min_tracking_confidence", "min_visibility", "min_person_score",
-                     "search_detection_confidence", "min_moving_fraction", "continuity_iou"):
+                     "search_detection_confidence", "min_moving_fraction", "continuity_iou",
+                     "motion_search_iou"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 < self.mask_threshold < 1.0:
@@ -142,6 +149,11 @@ class MediaPipePoseConfig:
             raise ValueError(f"continuity_after must be >= 1, got {self.continuity_after}")
         if self.continuity_area_ratio != 0 and not self.continuity_area_ratio >= 1.0:
             raise ValueError(f"continuity_area_ratio must be 0 (off) or >= 1, got {self.continuity_area_ratio}")
+
+    @property
+    def uses_foreground(self) -> bool:
+        """Whether a static-camera foreground map is used (the motion check or the motion search)."""
+        return self.min_moving_fraction > 0 or self.motion_search_iou > 0
 
 
 @dataclass(frozen=True)
@@ -208,7 +220,7 @@ class MediaPipePose:
             self._probe = pose.Pose(static_image_mode=True, model_complexity=config.model_complexity,
                                     enable_segmentation=True, min_detection_confidence=config.min_detection_confidence)
         self._search = None
-        if config.search_scales and not self.static_image_mode:
+        if (config.search_scales or config.motion_search_iou > 0) and not self.static_image_mode:
             self._search = pose.Pose(static_image_mode=True, model_complexity=config.model_complexity,
                                      enable_segmentation=True,
                                      min_detection_confidence=config.search_detection_confidence)
@@ -277,11 +289,7 @@ class MediaPipePose:
         c = self.config
         windows = []
         if moving is not None:
-            from gas_core.segment.background import ForegroundComponents
-
-            regions = ForegroundComponents(moving)
-            for index in np.argsort(-regions.areas, kind="stable")[:2]:
-                windows.append(_square_window(regions.boxes[index], c.crop_margin))
+            windows += [window for _, window in self.moving_regions(moving)]
         if self._recent is not None and self._recent[1] <= c.search_memory:
             windows.append(_square_window(self._recent[0], c.crop_margin))
         for fraction in c.search_scales:
@@ -292,9 +300,32 @@ class MediaPipePose:
             windows += [(x0, y0, side) for y0 in starts(height) for x0 in starts(width)]
         return list(dict.fromkeys(windows))
 
+    def moving_regions(self, moving: np.ndarray) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
+        """The two largest regions of ``moving`` (H, W) bool, a static-camera foreground map: each as its
+        box (4,) float32 xyxy pixels and the square window (x0, y0, side) pixels around it grown by the
+        crop margin, largest first."""
+        from gas_core.segment.background import ForegroundComponents
+
+        regions = ForegroundComponents(moving)
+        return [(regions.boxes[index], _square_window(regions.boxes[index], self.config.crop_margin))
+                for index in np.argsort(-regions.areas, kind="stable")[:2]]
+
+    def _motion_search(self, frame: np.ndarray, moving: np.ndarray) -> PoseEstimate | None:
+        """The first person the search model finds in a window around a moving region whose box overlaps
+        that region's box by at least ``motion_search_iou`` (and passes :meth:`continues`), or None."""
+        from gas_core.segment.tracking import box_iou
+
+        for region, window in self.moving_regions(moving):
+            found = self._run_window(self._search, frame, window)
+            if (found.found and float(box_iou(region, found.box[None])[0]) >= self.config.motion_search_iou
+                    and self._follows(found, moving, continuity=True)):
+                return found
+        return None
+
     def _static_foreground(self, foreground: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | None:
-        """``foreground`` as (H, W) bool when the motion check applies (given, checked, camera static), else None."""
-        if foreground is None or self.config.min_moving_fraction <= 0:
+        """``foreground`` as (H, W) bool when it is used (given, the motion check or search on, camera
+        static), else None."""
+        if foreground is None or not self.config.uses_foreground:
             return None
         foreground = np.asarray(foreground, bool)
         if foreground.shape != tuple(shape):
@@ -305,7 +336,7 @@ class MediaPipePose:
 
     def _moves(self, estimate: PoseEstimate, moving: np.ndarray | None) -> bool:
         """Whether ``estimate`` found a person that passes the motion check against ``moving`` (or None)."""
-        if not estimate.found or moving is None:
+        if not estimate.found or moving is None or self.config.min_moving_fraction <= 0:
             return estimate.found
         person = estimate.mask >= self.config.mask_threshold
         return bool(moving[person].mean() >= self.config.min_moving_fraction) if person.any() else False
@@ -319,14 +350,13 @@ class MediaPipePose:
         if (self.static_image_mode or not self._established or self._recent is None
                 or self._recent[1] > c.search_memory):
             return True
-        from gas_core.segment.tracking import box_iou
+        from gas_core.segment.tracking import box_area, box_iou
 
         last = self._recent[0]
         if c.continuity_iou > 0 and float(box_iou(last, np.asarray(box)[None])[0]) < c.continuity_iou:
             return False
         if c.continuity_area_ratio > 0:
-            area = lambda b: max(float(b[2] - b[0]), 1.0) * max(float(b[3] - b[1]), 1.0)  # noqa: E731
-            ratio = area(box) / area(last)
+            ratio = float(box_area(box, min_side=1.0) / box_area(last, min_side=1.0))
             if max(ratio, 1.0 / ratio) > c.continuity_area_ratio:
                 return False
         return True
@@ -356,6 +386,10 @@ class MediaPipePose:
         ``continuity_iou``, ``continuity_area_ratio``), is taken as nobody: the tracking model forgets it
         and the search starts from the subject's last box. The tracking model's find in the window around
         the subject's previous box is not checked.
+
+        With ``motion_search_iou`` set and ``foreground`` given (static camera), when the tracking model finds
+        nobody, the search model first looks around the moving regions of ``foreground`` and takes a
+        person whose box agrees with the region's (before the ``search_scales`` search, when that is on).
         """
         frame = check_rgb_frame(frame)
         height, width = frame.shape[:2]
@@ -378,7 +412,9 @@ class MediaPipePose:
             if not self.static_image_mode:
                 self._pose.reset()  # the tracking model would keep following a pattern of the backdrop
             estimate = PoseEstimate.nothing(height, width)
-        if not estimate.found and box is None and self._search is not None:
+        if not estimate.found and box is None and moving is not None and self.config.motion_search_iou > 0:
+            estimate = self._motion_search(frame, moving) or estimate
+        if not estimate.found and box is None and self.config.search_scales:
             for candidate in self.search_windows(height, width, moving):
                 found = self._run_window(self._search, frame, candidate)
                 if self._follows(found, moving, continuity=True):

@@ -21,7 +21,7 @@ import numpy as np
 
 from gas_core.segment.detect import Detections, check_rgb_frame
 
-__all__ = ["FRAME_STATUSES", "TrackingConfig", "TrackStep", "SubjectTracker", "box_iou", "box_histogram",
+__all__ = ["FRAME_STATUSES", "TrackingConfig", "TrackStep", "SubjectTracker", "box_area", "box_iou", "box_histogram",
            "histogram_similarity"]
 
 #: Per-frame outcomes, in the order of the module docstring.
@@ -78,6 +78,18 @@ class TrackStep:
     candidate: int
 
 
+def box_area(boxes: np.ndarray, min_side: float = 0.0) -> np.ndarray:
+    """Area (pixels²) of ``boxes`` (..., 4) xyxy pixels, each side clamped to at least ``min_side`` pixels
+    (>= 0; 0 gives an inverted box zero area, 1 keeps ratios of areas finite): float64 (...,)."""
+    if not min_side >= 0:
+        raise ValueError(f"min_side must be >= 0, got {min_side}")
+    boxes = np.asarray(boxes, dtype=np.float64)
+    if boxes.shape[-1:] != (4,):
+        raise ValueError(f"boxes must be (..., 4) xyxy, got shape {boxes.shape}")
+    return (np.maximum(boxes[..., 2] - boxes[..., 0], min_side)
+            * np.maximum(boxes[..., 3] - boxes[..., 1], min_side))
+
+
 def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """IoU of ``box`` (4,) with each of ``boxes`` (K, 4), all xyxy pixels: (K,) float64 in [0, 1]."""
     box = np.asarray(box, dtype=np.float64)
@@ -87,8 +99,7 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     x1 = np.minimum(box[2], boxes[:, 2])
     y1 = np.minimum(box[3], boxes[:, 3])
     intersection = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area = lambda b: np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)  # noqa: E731
-    union = area(box) + area(boxes) - intersection
+    union = box_area(box) + box_area(boxes) - intersection
     return np.where(union > 0, intersection / np.maximum(union, 1e-12), 0.0)
 
 

@@ -197,7 +197,7 @@ class VideoMasker:
         self.box_masker = box_masker
         self.pose = box_masker if isinstance(box_masker, MediaPipePose) else None
         # MediaPipe as the detector checks that the people it finds move (a static camera's foreground).
-        self._pose_detects = isinstance(detector, MediaPipePose) and detector.config.min_moving_fraction > 0
+        self._pose_detects = isinstance(detector, MediaPipePose) and detector.config.uses_foreground
         self.background = (BackgroundSubtractor(config.background, background_prior)
                            if detector is None or box_masker is None or self._pose_detects else None)
         self.tracker = SubjectTracker(config.tracking)

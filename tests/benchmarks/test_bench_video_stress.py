@@ -58,6 +58,17 @@ def test_tuning_seeds_are_refused(bench, tmp_path):
         bench.write_sets(tmp_path, 1, 4, 32, seed=bench.TUNING_SEEDS[0])
 
 
+def test_set_overrides_reach_the_config(bench):
+    args = bench.parse_args(["--quick", "--set", "video.masks.mediapipe.motion_search_iou=0.25",
+                             "--set", "video.gates.enforce=false"])
+    config = bench.bench_config(args)
+    assert config.video.masks.mediapipe.motion_search_iou == pytest.approx(0.25)
+    assert config.video.gates.enforce is False
+    assert config.video.segment_frames == 24 and config.video.max_side == 128  # --quick's sizes stay
+    with pytest.raises(ValueError, match="motion_search_iou"):
+        bench.bench_config(bench.parse_args(["--set", "video.masks.mediapipe.motion_search_iou=2"]))
+
+
 @pytest.mark.slow
 def test_quick_run_prints_the_table_and_targets(bench, open_body_model_dir, capsys):
     assert bench.main(["--quick"]) == 0

@@ -179,3 +179,43 @@ def test_continuity_settings_are_checked():
         MediaPipePoseConfig(continuity_area_ratio=0.5)
     with pytest.raises(ValueError, match="continuity_after"):
         MediaPipePoseConfig(continuity_after=0)
+
+
+def _foregrounds(frames: np.ndarray) -> np.ndarray:
+    """(T, H, W) bool static-camera foreground of ``frames``, against the background of the whole video."""
+    from gas_core.segment.background import BackgroundConfig, BackgroundSubtractor
+
+    subtractor = BackgroundSubtractor(BackgroundConfig(), video_background(iter(frames)))
+    items = [item for frame in frames for item in subtractor.push(frame)] + subtractor.finish()
+    return np.stack([item.foreground for item in sorted(items, key=lambda item: item.index)])
+
+
+def test_motion_search_finds_the_person_on_clutter_where_something_moves(cluttered_jump):
+    frames, truth = cluttered_jump
+    moving = _foregrounds(frames)
+    config = MediaPipePoseConfig(probe_stride=0, motion_search_iou=0.3)
+    searching = MediaPipePose(config)
+    estimates = [searching.estimate(frame, foreground=fg) for frame, fg in zip(frames, moving)]
+    found = [mask_iou(e.mask >= 0.5, true) for e, true in zip(estimates, truth) if e.found]
+    assert sum(iou > 0.6 for iou in found) >= 5, found  # the detector alone finds nobody (test above)
+    # Nothing moves: the same frames give nobody (no "person" made of the clutter).
+    still = MediaPipePose(config)
+    assert not any(still.estimate(frame, foreground=np.zeros_like(fg)).found for frame, fg in zip(frames, moving))
+    # The find is taken only when its box agrees with the moving region's box (here the true silhouette).
+    first = next(t for t, e in enumerate(estimates) if e.found and mask_iou(e.mask >= 0.5, truth[t]) > 0.6)
+    agreeing = MediaPipePose(replace(config, motion_search_iou=0.5)).estimate(frames[first], foreground=truth[first])
+    assert agreeing.found and mask_iou(agreeing.mask >= 0.5, truth[first]) > 0.6
+    assert not MediaPipePose(replace(config, motion_search_iou=0.999)).estimate(frames[first], foreground=truth[first]).found
+    # Through the masker: the background model runs beside MediaPipe and feeds it the foreground.
+    masking = MaskingConfig.tiny()
+    masker_config = replace(masking, mediapipe=replace(masking.mediapipe, motion_search_iou=0.3))
+    assert VideoMasker(masker_config).uses_background_model and not VideoMasker(masking).uses_background_model
+    masks = _masks(frames, masker_config, background_prior=video_background(iter(frames)))
+    ious = [mask_iou(mask > 127, truth[i]) for i, mask in zip(masks.frame_indices, masks.masks) if mask.any()]
+    assert sum(iou > 0.6 for iou in ious) >= 5, ious
+
+
+def test_motion_search_setting_is_checked():
+    with pytest.raises(ValueError, match="motion_search_iou"):
+        MediaPipePoseConfig(motion_search_iou=1.2)
+    assert MediaPipePoseConfig(motion_search_iou=0.3).uses_foreground and not MediaPipePoseConfig().uses_foreground

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from gas_core.segment.detect import Detections
-from gas_core.segment.tracking import SubjectTracker, TrackingConfig, box_histogram, box_iou, histogram_similarity
+from gas_core.segment.tracking import (SubjectTracker, TrackingConfig, box_area, box_histogram, box_iou,
+                                      histogram_similarity)
 
 
 def _box_of(mask: np.ndarray) -> np.ndarray:
@@ -13,6 +14,17 @@ def _box_of(mask: np.ndarray) -> np.ndarray:
 def test_box_iou_known_values():
     boxes = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], np.float32)
     np.testing.assert_allclose(box_iou(np.array([0, 0, 10, 10]), boxes), [1.0, 50 / 150, 0.0])
+
+
+def test_box_area_clamps_sides():
+    boxes = np.array([[0, 0, 10, 4], [5, 5, 5.5, 9], [10, 10, 6, 12]], np.float32)
+    np.testing.assert_allclose(box_area(boxes), [40.0, 2.0, 0.0])  # an inverted box has no area
+    np.testing.assert_allclose(box_area(boxes, min_side=1.0), [40.0, 4.0, 2.0])  # thin sides count as 1 px
+    assert box_area(boxes[0]).shape == ()
+    with pytest.raises(ValueError, match="min_side"):
+        box_area(boxes, min_side=-1.0)
+    with pytest.raises(ValueError, match="boxes"):
+        box_area(np.zeros((2, 3)))
 
 
 def test_histogram_similarity_separates_colours():
