@@ -104,6 +104,7 @@ class MediaPipePoseConfig:
             window around each of the two largest moving regions, and a person found there is taken only
             when its box overlaps that region's box by at least this IoU, in [0, 1] (0: off). The moving
             region is a cue independent of MediaPipe: where nothing moves, this search takes nobody.
+            Default 0.5 (chosen on the tuning stress sets, docs/video.md).
     """
 
     model_complexity: int = 1
@@ -123,7 +124,7 @@ class MediaPipePoseConfig:
     continuity_iou: float = 0.3
     continuity_area_ratio: float = 2.0
     continuity_after: int = 8
-    motion_search_iou: float = 0.0
+    motion_search_iou: float = 0.5
 
     def __post_init__(self) -> None:
         if self.model_complexity not in (0, 1, 2):

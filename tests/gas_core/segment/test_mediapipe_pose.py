@@ -209,7 +209,8 @@ def test_motion_search_finds_the_person_on_clutter_where_something_moves(clutter
     # Through the masker: the background model runs beside MediaPipe and feeds it the foreground.
     masking = MaskingConfig.tiny()
     masker_config = replace(masking, mediapipe=replace(masking.mediapipe, motion_search_iou=0.3))
-    assert VideoMasker(masker_config).uses_background_model and not VideoMasker(masking).uses_background_model
+    without = replace(masking, mediapipe=replace(masking.mediapipe, motion_search_iou=0.0, min_moving_fraction=0.0))
+    assert VideoMasker(masker_config).uses_background_model and not VideoMasker(without).uses_background_model
     masks = _masks(frames, masker_config, background_prior=video_background(iter(frames)))
     ious = [mask_iou(mask > 127, truth[i]) for i, mask in zip(masks.frame_indices, masks.masks) if mask.any()]
     assert sum(iou > 0.6 for iou in ious) >= 5, ious
@@ -218,4 +219,5 @@ def test_motion_search_finds_the_person_on_clutter_where_something_moves(clutter
 def test_motion_search_setting_is_checked():
     with pytest.raises(ValueError, match="motion_search_iou"):
         MediaPipePoseConfig(motion_search_iou=1.2)
-    assert MediaPipePoseConfig(motion_search_iou=0.3).uses_foreground and not MediaPipePoseConfig().uses_foreground
+    assert MediaPipePoseConfig(motion_search_iou=0.3).uses_foreground
+    assert not MediaPipePoseConfig(motion_search_iou=0.0, min_moving_fraction=0.0).uses_foreground
